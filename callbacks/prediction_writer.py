@@ -1,0 +1,94 @@
+"""One writer for every task's predictions: `<run dir>/predictions.csv`, plus files it points to."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import IO, Any
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.utilities import rank_zero_info
+from typing_extensions import override
+
+from callbacks.media import run_dir
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Write the rows `predict_step` returns to `<run dir>/predictions.csv`, batch by batch.
+
+    A task's `predict_step` returns a list of dicts, one per sample, with the same keys. Values
+    that are PIL images (masks, overlays) are saved as PNGs under `<run dir>/predictions/` and the
+    row stores their relative path. Under several processes each rank writes
+    `predictions.rank<N>.csv`. Works the same from `zoo predict` and from `Trainer.predict`.
+
+    Args:
+        output_dir: Folder for the outputs; default the run directory of the trainer.
+        filename: Name of the CSV file.
+    """
+
+    def __init__(self, output_dir: str | None = None, filename: str = "predictions.csv") -> None:
+        super().__init__(write_interval="batch")
+        if not filename.endswith(".csv"):
+            raise ValueError(f"filename must end with .csv, got {filename!r}")
+        self.output_dir = output_dir
+        self.filename = filename
+        self.path: Path | None = None
+        self._handle: IO[str] | None = None
+        self._writer: csv.DictWriter | None = None
+        self._rows = 0
+
+    @override
+    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        folder = Path(self.output_dir) if self.output_dir else run_dir(trainer)
+        name = self.filename
+        if trainer.world_size > 1:
+            name = name.replace(".csv", f".rank{trainer.global_rank}.csv")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / name
+        self._handle = self.path.open("w", newline="")
+        self._writer, self._rows = None, 0
+
+    @override
+    def write_on_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        prediction: Any,
+        batch_indices: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
+        if self._handle is None:  # predict loop started before our hook, e.g. a re-run
+            self.on_predict_start(trainer, pl_module)
+        rows = [self._save_files(row) for row in prediction]
+        if not rows:
+            return
+        if self._writer is None:
+            self._writer = csv.DictWriter(self._handle, fieldnames=list(rows[0]))
+            self._writer.writeheader()
+        self._writer.writerows(rows)
+        self._rows += len(rows)
+
+    def _save_files(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Replace PIL images in a row by the relative path of the PNG they are saved to."""
+        out = {}
+        for key, value in row.items():
+            if hasattr(value, "save") and hasattr(value, "mode"):  # a PIL image
+                stem = Path(str(row.get("path", f"sample{self._rows}"))).stem
+                relative = Path("predictions") / f"{stem}_{key}.png"
+                (self.path.parent / relative).parent.mkdir(parents=True, exist_ok=True)
+                value.save(self.path.parent / relative)
+                value = relative.as_posix()
+            elif isinstance(value, float):
+                value = round(value, 6)
+            out[key] = value
+        return out
+
+    @override
+    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+            rank_zero_info(f"Wrote {self._rows} predictions to {self.path}")

@@ -1,0 +1,638 @@
+"""Face-expression data: mouth-region crops from class folders, the FER2013 CSV, or a demo source.
+
+Also holds `prepare_mouths`, the `zoo prepare mouths SRC DST` step that turns face photos into the
+mouth crops the model is trained on (OpenCV Haar cascades).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_warn
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules.common import (
+    IMAGE_EXTENSIONS,
+    ImageFileDataset,
+    TensorImageDataset,
+    class_folders,
+    eval_transform,
+    index_image_folder,
+    is_image_file,
+    predict_files,
+    print_audit,
+    split_indices,
+)
+
+FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER2013_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+FER2013_SIDE = 48
+# Inputs are scaled to [0, 1] and then to [-1, 1]; the task applies the same at predict time.
+MEAN, STD = 0.5, 0.5
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+# --- demo source: procedural mouth crops (synthetic, not realistic) ---------------------------
+
+CLASS_NAMES: tuple[str, ...] = ("frown", "neutral", "smile", "surprise")
+
+_SHIFT = 4  # cv2 fixed-point bits: sub-pixel drawing keeps small 48 px mouths smooth
+_SCALE = 1 << _SHIFT
+_AA = cv2.LINE_AA
+# Skin anchors from very light to very dark (RGB); tones are interpolated between them.
+_SKIN_ANCHORS = np.array(
+    [[255, 224, 196], [234, 192, 160], [198, 134, 96], [141, 85, 54], [88, 54, 38]],
+    dtype=np.float32,
+)
+_LIP_TINT = np.array([170, 60, 70], dtype=np.float32)  # reddish pull applied to skin for lips
+# Mouth-line bend as a fraction of half-width (image y points down, so > 0 = smile).
+# The gap between the neutral band and the smile/frown bands is the main difficulty knob.
+_BEND = {"frown": (-0.5, -0.2), "neutral": (-0.06, 0.06), "smile": (0.2, 0.55)}
+_P_TEETH, _P_OCCLUDER, _P_MOUSTACHE, _P_BLUR, _P_SHADING = 0.5, 0.4, 0.2, 0.35, 0.6
+_N_CURVE = 13  # polyline samples per lip edge
+# Pose of the mouth inside the crop: detector boxes are never pixel-exact.
+_JITTER, _HALF_WIDTH, _MAX_TILT_DEG = 0.14, (0.2, 0.38), 15.0  # fractions of size / degrees
+
+
+class _Mouth(NamedTuple):
+    """Per-image mouth pose (pixels / radians) and colours (RGB floats for cv2)."""
+
+    centre: np.ndarray
+    half_w: float
+    angle: float
+    lip: tuple[float, ...]
+    dark: tuple[float, ...]
+
+
+def _skin_tone(rng: np.random.Generator) -> np.ndarray:
+    """Random skin colour anywhere on the light-to-dark range, with a per-channel cast."""
+    t = rng.uniform(0, len(_SKIN_ANCHORS) - 1)
+    i = min(int(t), len(_SKIN_ANCHORS) - 2)
+    base = _SKIN_ANCHORS[i] + (t - i) * (_SKIN_ANCHORS[i + 1] - _SKIN_ANCHORS[i])
+    return np.clip(base + rng.normal(0, 8, 3), 0, 255)
+
+
+def _pts(xy: np.ndarray, centre: np.ndarray, angle: float) -> np.ndarray:
+    """Rotate local (x, y) points, move them to `centre`, encode as cv2 fixed-point int32."""
+    c, s = np.cos(angle), np.sin(angle)
+    rot = xy @ np.array([[c, s], [-s, c]], dtype=np.float64)
+    return np.round((rot + centre) * _SCALE).astype(np.int32)
+
+
+def _draw_shading(img: np.ndarray, rng: np.random.Generator, skin: np.ndarray) -> None:
+    """Soft nose-base shadow at the top and chin-line shadow at the bottom, some of the time."""
+    h = img.shape[0]
+    dark = tuple(float(v) for v in skin * rng.uniform(0.75, 0.92))
+    if rng.random() < _P_SHADING:  # nostrils / nose base peeking in at the top edge
+        for side in (-1, 1):
+            dx, dy = rng.uniform(0.08, 0.16), rng.uniform(0, 0.08)
+            centre = (int(h * (0.5 + side * dx)), int(h * dy))
+            cv2.ellipse(img, centre, (max(1, h // 14), max(1, h // 24)), 0, 0, 360, dark, -1, _AA)
+    if rng.random() < _P_SHADING:  # chin contour near the bottom edge
+        centre = (int(h / 2 + rng.normal(0, h * 0.05)), int(h * rng.uniform(0.72, 0.85)))
+        axes = (int(h * rng.uniform(0.3, 0.5)), int(h * rng.uniform(0.15, 0.3)))
+        cv2.ellipse(img, centre, axes, 0, 20, 160, dark, max(1, h // 16), _AA)
+    cv2.GaussianBlur(img, (5, 5), 0, dst=img)  # shading is diffuse, never a crisp line
+
+
+def _draw_curved_mouth(img: np.ndarray, rng: np.random.Generator, kind: str, m: _Mouth) -> None:
+    """Closed or teeth-showing mouth whose centre line bends up (smile) or down (frown)."""
+    half_w = m.half_w
+    x = np.linspace(-half_w, half_w, _N_CURVE)
+    u = x / half_w
+    taper = np.sqrt(np.clip(1 - u**2, 0, 1))  # lips thin out towards the corners
+    mid = rng.uniform(*_BEND[kind]) * half_w * (1 - u**2)
+    opening = 0.0
+    if kind == "smile" and rng.random() < _P_TEETH:
+        opening = rng.uniform(0.12, 0.3) * half_w
+    gap_bot = mid + opening * (1 - u**2)
+    upper = mid - rng.uniform(0.12, 0.3) * half_w * taper
+    lower = gap_bot + rng.uniform(0.15, 0.35) * half_w * taper
+
+    def poly(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+        return _pts(
+            np.column_stack([np.r_[x, x[::-1]], np.r_[top, bottom[::-1]]]), m.centre, m.angle
+        )
+
+    cv2.fillPoly(img, [poly(upper, lower)], m.lip, _AA, _SHIFT)
+    if opening > 0:
+        cv2.fillPoly(img, [poly(mid, gap_bot)], m.dark, _AA, _SHIFT)
+        teeth = tuple(float(v) for v in rng.uniform(200, 250) * np.array([1.0, 0.97, 0.9]))
+        cv2.fillPoly(img, [poly(mid, mid + 0.5 * (gap_bot - mid))], teeth, _AA, _SHIFT)
+    else:  # closed lips: thin dark seam along the centre line
+        line = _pts(np.column_stack([x, mid]), m.centre, m.angle)
+        cv2.polylines(img, [line], False, m.dark, 1, _AA, _SHIFT)
+
+
+def _draw_surprise(img: np.ndarray, rng: np.random.Generator, m: _Mouth) -> None:
+    """Open round/oval mouth: thick lip ring around a dark cavity."""
+    ax = m.half_w * rng.uniform(0.4, 0.7)
+    ay = ax * rng.uniform(0.8, 1.4)
+    ring = m.half_w * rng.uniform(0.12, 0.25)
+    c = tuple(int(v) for v in np.round(m.centre * _SCALE))
+    deg = float(np.degrees(m.angle))
+    outer = (int((ax + ring) * _SCALE), int((ay + ring) * _SCALE))
+    inner = (int(ax * _SCALE), int(ay * _SCALE))
+    cv2.ellipse(img, c, outer, deg, 0, 360, m.lip, -1, _AA, _SHIFT)
+    cv2.ellipse(img, c, inner, deg, 0, 360, m.dark, -1, _AA, _SHIFT)
+
+
+def _draw_occluders(img: np.ndarray, rng: np.random.Generator, m: _Mouth) -> None:
+    """Sometimes a hand/microphone blob or a moustache stroke hides part of the mouth."""
+    h, half_w = img.shape[0], m.half_w
+    if rng.random() < _P_OCCLUDER:
+        colour = tuple(float(v) for v in rng.uniform(0, 255, 3))
+        # Off to one side of the mouth so it hides a corner at most, never the whole mouth.
+        offset = np.array([rng.choice([-1, 1]) * rng.uniform(0.9, 1.5), rng.uniform(-1, 1)])
+        pos = tuple(int(v) for v in m.centre + offset * half_w)
+        axes = tuple(int(v) for v in rng.uniform(0.08, 0.16, 2) * h)
+        if rng.random() < 0.5:
+            cv2.ellipse(img, pos, axes, float(rng.uniform(0, 180)), 0, 360, colour, -1, _AA)
+        else:
+            p1 = (pos[0] - axes[0], pos[1] - axes[1])
+            cv2.rectangle(img, p1, (pos[0] + axes[0], pos[1] + axes[1]), colour, -1, _AA)
+    if rng.random() < _P_MOUSTACHE:
+        x = np.linspace(-half_w * 0.9, half_w * 0.9, 7)
+        y = -half_w * (0.6 + 0.2 * (1 - (x / half_w) ** 2) * rng.uniform(-0.5, 1))
+        hair = tuple(float(v) for v in rng.uniform(10, 90) * np.ones(3))
+        stroke = _pts(np.column_stack([x, y]), m.centre, 0.0)  # unrotated: not tied to the mouth
+        cv2.polylines(img, [stroke], False, hair, int(rng.integers(2, 4)), _AA, _SHIFT)
+
+
+def _photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Camera effects: optional blur, directional lighting gradient, contrast, noise."""
+    h = img.shape[0]
+    if rng.random() < _P_BLUR:
+        img = cv2.GaussianBlur(img, (5, 5), rng.uniform(0.6, 1.4))
+    theta = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:h] / (h - 1) - 0.5
+    grad = 1 + rng.uniform(0, 0.8) * (np.cos(theta) * xx + np.sin(theta) * yy)
+    out = img.astype(np.float32) * (rng.uniform(0.6, 1.25) * grad)[..., None]
+    out += rng.uniform(-40, 40) + rng.normal(0, rng.uniform(3, 16), img.shape)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def make_mouths(num_per_class: int, size: int = 48, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Draw `num_per_class` synthetic mouth crops per class.
+
+    Args:
+        num_per_class: Crops generated for each entry of `CLASS_NAMES`.
+        size: Side length of the square crops in pixels.
+        seed: Seed for `np.random.default_rng`; equal arguments give identical arrays.
+
+    Returns:
+        Images as uint8 RGB of shape (N, size, size, 3) and int64 labels of shape (N,),
+        grouped by class (callers shuffle).
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(CLASS_NAMES), dtype=np.int64), num_per_class)
+    images = np.empty((len(labels), size, size, 3), dtype=np.uint8)
+    for n, label in enumerate(labels):
+        skin = _skin_tone(rng)
+        img = np.empty((size, size, 3), dtype=np.uint8)
+        img[:] = np.round(skin).astype(np.uint8)
+        _draw_shading(img, rng, skin)
+        mix = rng.uniform(0.25, 0.6)  # how far lips are pulled from skin towards red
+        lip = tuple(float(v) for v in ((1 - mix) * skin + mix * _LIP_TINT) * rng.uniform(0.6, 0.95))
+        dark = tuple(float(v) for v in skin * rng.uniform(0.1, 0.3))
+        m = _Mouth(
+            centre=size * (0.5 + rng.uniform(-_JITTER, _JITTER, 2)),
+            half_w=size * rng.uniform(*_HALF_WIDTH),
+            angle=float(np.radians(rng.uniform(-_MAX_TILT_DEG, _MAX_TILT_DEG))),
+            lip=lip,
+            dark=dark,
+        )
+        kind = CLASS_NAMES[label]
+        if kind == "surprise":
+            _draw_surprise(img, rng, m)
+        else:
+            _draw_curved_mouth(img, rng, kind, m)
+        _draw_occluders(img, rng, m)
+        images[n] = _photometric(img, rng)
+    return images, labels
+
+
+@dataclass
+class _Split:
+    """One split, either in memory (demo, FER2013) or as image files read lazily."""
+
+    labels: list[int]
+    names: list[str]
+    images: np.ndarray | None = None  # (N, H, W, C) uint8
+    paths: list[Path] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+
+    def dataset(self, channels: int, transform: object) -> Dataset:
+        if self.images is not None:
+            return TensorImageDataset(self.images, self.labels, self.names, transform)
+        return ImageFileDataset(self.paths, self.labels, channels, transform)
+
+    def subset(self, indices: list[int]) -> _Split:
+        return _Split(
+            labels=[self.labels[i] for i in indices],
+            names=[self.names[i] for i in indices],
+            images=None if self.images is None else self.images[indices],
+            paths=[self.paths[i] for i in indices] if self.paths else [],
+            sizes=[self.sizes[i] for i in indices] if self.sizes else [],
+        )
+
+
+class FaceExpressionDataModule(LightningDataModule):
+    """Mouth-region crops labelled by expression.
+
+    `root` may be a class-per-folder tree (`root/train/<class>/*`, `root/val/<class>/*`, optional
+    `root/test/`; without `val/` a seeded `val_split` of train is held out), or the FER2013 CSV
+    (`emotion,pixels,Usage`; a folder holding `fer2013.csv` works too). Without `root` a procedural,
+    seeded demo set of synthetic mouth crops is used (it is not real data).
+
+    Args:
+        root: Data location; None uses the synthetic demo source.
+        batch_size: Images per batch.
+        num_workers: DataLoader worker processes.
+        val_split: Fraction of train held out when the data has no validation split.
+        seed: Seed for the split and the demo generator.
+        predict_path: Image file(s) or folder to predict on; default the validation split.
+        image_size: Side of the square model input.
+        grayscale: Force 1-channel (True) or RGB (False) input; None decides from the data.
+        demo_per_class: Demo training images per class (val and test get a quarter each).
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        val_split: float = 0.2,
+        seed: int = 0,
+        predict_path: str | list[str] | None = None,
+        image_size: int = 48,
+        grayscale: bool | None = None,
+        demo_per_class: int = 600,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.root = Path(root).expanduser() if root else None
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.val_split = val_split
+        self.seed = seed
+        self.predict_path = predict_path
+        self.image_size = image_size
+        self.grayscale = grayscale
+        self.demo_per_class = demo_per_class
+        self.datasets: dict[str, Dataset] = {}
+
+    # Facts the model needs; the CLI links them into the task's arguments.
+    @property
+    def class_names(self) -> list[str]:
+        """Expression names, in label order."""
+        return self._index[0]
+
+    @property
+    def num_channels(self) -> int:
+        """1 for grayscale input, 3 for RGB."""
+        return self._index[2]
+
+    @property
+    def class_counts(self) -> list[int]:
+        """Training images per class (for class weighting)."""
+        counts = Counter(self._index[1]["train"].labels)
+        return [counts[i] for i in range(len(self.class_names))]
+
+    @functools.cached_property
+    def _index(self) -> tuple[list[str], dict[str, _Split], int, str]:
+        """(class names, splits, channels, source description), read once."""
+        if self.root is None:
+            return self._demo_index()
+        if not self.root.exists():
+            raise FileNotFoundError(
+                f"Data root {self.root} does not exist. Point --data.init_args.root at a folder "
+                f"with train/<class>/ images or at fer2013.csv, or leave it unset for demo data."
+            )
+        csv_path = self.root / "fer2013.csv" if self.root.is_dir() else self.root
+        if csv_path.suffix.lower() == ".csv" and csv_path.is_file():
+            return self._fer2013_index(csv_path)
+        return self._folder_index()
+
+    def _demo_index(self) -> tuple[list[str], dict[str, _Split], int, str]:
+        splits = {}
+        for offset, (split, count) in enumerate(
+            (
+                ("train", self.demo_per_class),
+                ("val", self.demo_per_class // 4),
+                ("test", self.demo_per_class // 4),
+            )
+        ):
+            images, labels = make_mouths(max(count, 1), self.image_size, self.seed + offset)
+            names = [f"demo/{split}/{i:05d}" for i in range(len(labels))]
+            splits[split] = _Split(labels.tolist(), names, images=images)
+        return list(CLASS_NAMES), splits, 3, "synthetic demo mouths (procedural, not real faces)"
+
+    def _fer2013_index(self, path: Path) -> tuple[list[str], dict[str, _Split], int, str]:
+        rows: dict[str, tuple[list[np.ndarray], list[int], list[str]]] = {}
+        bad: list[str] = []
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"emotion", "pixels"} - set(reader.fieldnames or ())
+            if missing:
+                raise ValueError(
+                    f"{path} lacks column(s) {sorted(missing)}; FER2013 CSVs have the header "
+                    f"'emotion,pixels,Usage' (Usage optional)."
+                )
+            for line, row in enumerate(reader, start=2):
+                split = FER2013_SPLITS.get(row.get("Usage") or "Training")
+                try:
+                    label = int(row["emotion"])
+                    pixels = np.array(row["pixels"].split(), dtype=np.uint8)
+                except (ValueError, AttributeError):
+                    pixels, label = None, -1
+                if (
+                    split is None
+                    or pixels is None
+                    or pixels.size != FER2013_SIDE**2
+                    or not (0 <= label < len(FER2013_CLASSES))
+                ):
+                    bad.append(f"line {line}")
+                    continue
+                images, labels, names = rows.setdefault(split, ([], [], []))
+                images.append(pixels.reshape(FER2013_SIDE, FER2013_SIDE, 1))
+                labels.append(label)
+                names.append(f"{path.name}:{line}")
+        if bad:
+            rank_zero_warn(
+                f"Skipped {len(bad)} FER2013 row(s) with an unknown emotion/Usage or not "
+                f"{FER2013_SIDE}x{FER2013_SIDE} pixels in {path}: {', '.join(bad[:5])}"
+                + (" ..." if len(bad) > 5 else "")
+            )
+        if "train" not in rows:
+            raise ValueError(f"{path} has no usable 'Training' rows.")
+        splits = {s: _Split(lab, nam, images=np.stack(img)) for s, (img, lab, nam) in rows.items()}
+        splits = self._hold_out_val(splits)
+        return list(FER2013_CLASSES), splits, 1, f"FER2013 CSV {path}"
+
+    def _folder_index(self) -> tuple[list[str], dict[str, _Split], int, str]:
+        names = class_folders(self.root / "train")
+        splits = {}
+        for split in ("train", "val", "test"):
+            if split != "train" and not (self.root / split).is_dir():
+                continue
+            index = index_image_folder(self.root / split, names)
+            splits[split] = _Split(
+                index.labels, [str(p) for p in index.paths], paths=index.paths, sizes=index.sizes
+            )
+            if split == "train":
+                gray = all(mode in GRAY_MODES for mode in index.modes)
+        splits = self._hold_out_val(splits)
+        return names, splits, 1 if gray else 3, f"image folders under {self.root}"
+
+    def _hold_out_val(self, splits: dict[str, _Split]) -> dict[str, _Split]:
+        if "val" not in splits:
+            train, val = split_indices(len(splits["train"].labels), self.val_split, self.seed)
+            splits["val"] = splits["train"].subset(val)
+            splits["train"] = splits["train"].subset(train)
+        return splits
+
+    def _transforms(self, train: bool) -> object:
+        from torchvision.transforms import v2
+
+        channels = self._channels()
+        base = eval_transform(self.image_size, [MEAN] * channels, [STD] * channels)
+        if not train:
+            return base
+        return v2.Compose(
+            [
+                v2.RandomResizedCrop(self.image_size, scale=(0.8, 1.0), ratio=(0.9, 1.1)),
+                v2.RandomHorizontalFlip(),  # mouths are left-right symmetric
+                v2.ColorJitter(brightness=0.2, contrast=0.2),
+                base,
+            ]
+        )
+
+    def _channels(self) -> int:
+        if self.grayscale is None:
+            return self.num_channels
+        return 1 if self.grayscale else 3
+
+    def setup(self, stage: str) -> None:
+        """Build datasets for `stage` and print the data audit (once per process)."""
+        class_names, splits, _, source = self._index
+        if not self.datasets:
+            print_audit(
+                source,
+                class_names,
+                {split: s.labels for split, s in splits.items()},
+                [size for s in splits.values() for size in s.sizes],
+                notes=[f"input: {self._channels()} channel(s), resized to {self.image_size}"],
+            )
+        channels = self._channels()
+        for split, data in splits.items():
+            self.datasets[split] = data.dataset(channels, self._transforms(split == "train"))
+        if stage == "predict":
+            if self.predict_path:
+                files = predict_files(self.predict_path)
+                self.datasets["predict"] = ImageFileDataset(
+                    files, [-1] * len(files), channels, self._transforms(train=False)
+                )
+            else:
+                self.datasets["predict"] = self.datasets["val"]
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        if split not in self.datasets:
+            raise ValueError(f"No {split} split: add {self.root}/{split}/<class>/ images.")
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled, augmented training batches of (images, labels, names)."""
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches."""
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        """Test batches (the test split, or validation when there is none)."""
+        return self._loader("test" if "test" in self.datasets else "val")
+
+    def predict_dataloader(self) -> DataLoader:
+        """Batches of `predict_path` images (label -1) or of the validation split."""
+        return self._loader("predict")
+
+
+# --- `zoo prepare mouths`: face photos -> mouth crops -------------------------------------
+
+Box = tuple[int, int, int, int]  # x, y, w, h in image pixels
+# Haar face boxes span roughly brow to chin, so the mouth sits in the lower ~third of the box.
+MOUTH_TOP = 0.64
+MOUTH_BOTTOM = 0.98
+# The mouth is centred and ~half the face wide; 65% keeps the corners with some slack.
+MOUTH_LEFT = 0.175
+MOUTH_RIGHT = 0.825
+# A smile-cascade hit must look like a mouth: narrower than the face, wider than a nostril.
+SMILE_MIN_W, SMILE_MAX_W = 0.25, 0.80
+SMILE_MARGIN = 0.15  # grow the tight smile box so lips are not cut off
+# The smile cascade fires on many textures; a high vote count suppresses most false hits.
+SMILE_NEIGHBORS = 20
+
+
+@functools.cache
+def _cascade(name: str) -> cv2.CascadeClassifier:
+    """Load a bundled Haar cascade once per process."""
+    path = Path(cv2.data.haarcascades) / name
+    clf = cv2.CascadeClassifier(str(path)) if path.is_file() else None
+    if clf is None or clf.empty():
+        raise RuntimeError(
+            f"Haar cascade {path} is missing or unreadable; install opencv-python-headless<5 "
+            "(OpenCV 5.x no longer ships the Haar cascade files)."
+        )
+    return clf
+
+
+def _clamp(x0: int, y0: int, x1: int, y1: int, shape: tuple[int, ...]) -> Box:
+    x0, y0 = max(0, x0), max(0, y0)
+    x1, y1 = min(shape[1], x1), min(shape[0], y1)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def mouth_box(
+    image_bgr: np.ndarray, *, use_smile: bool = True, min_face: int = 48
+) -> tuple[Box, Box] | None:
+    """Return ``(face_box, mouth_box)`` for the largest face, or None when no face is found."""
+    gray = cv2.equalizeHist(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY))
+    faces = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
+        gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_face, min_face)
+    )
+    if len(faces) == 0:
+        return None
+    fx, fy, fw, fh = (int(v) for v in max(faces, key=lambda f: f[2] * f[3]))
+    face = (fx, fy, fw, fh)
+    mouth = _clamp(
+        fx + int(MOUTH_LEFT * fw),
+        fy + int(MOUTH_TOP * fh),
+        fx + int(MOUTH_RIGHT * fw),
+        fy + int(MOUTH_BOTTOM * fh),
+        gray.shape,
+    )
+    if use_smile:
+        # Search only the lower half of the face: eyes otherwise trigger the smile cascade.
+        top = fy + fh // 2
+        roi = gray[top : fy + fh, fx : fx + fw]
+        hits = _cascade("haarcascade_smile.xml").detectMultiScale(
+            roi,
+            scaleFactor=1.1,
+            minNeighbors=SMILE_NEIGHBORS,
+            minSize=(max(1, int(SMILE_MIN_W * fw)), max(1, fh // 10)),
+        )
+        ok = [
+            h
+            for h in hits
+            if SMILE_MIN_W * fw <= h[2] <= SMILE_MAX_W * fw
+            and abs(h[0] + h[2] / 2 - fw / 2) < fw / 4
+        ]  # roughly centred horizontally
+        if ok:
+            sx, sy, sw, sh = (int(v) for v in max(ok, key=lambda h: h[2] * h[3]))
+            mx, my = int(SMILE_MARGIN * sw), int(SMILE_MARGIN * sh)
+            mouth = _clamp(
+                fx + sx - mx, top + sy - my, fx + sx + sw + mx, top + sy + sh + my, gray.shape
+            )
+    return face, mouth
+
+
+def crop_mouth(
+    image_bgr: np.ndarray, *, size: int = 64, use_smile: bool = True, min_face: int = 48
+) -> np.ndarray | None:
+    """Return the mouth crop (size x size, BGR uint8) of the largest face, or None if no face."""
+    boxes = mouth_box(image_bgr, use_smile=use_smile, min_face=min_face)
+    if boxes is None:
+        return None
+    x, y, w, h = boxes[1]
+    return cv2.resize(image_bgr[y : y + h, x : x + w], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@dataclass
+class MouthReport:
+    """Outcome of :func:`prepare_mouths`."""
+
+    written: int = 0
+    no_face: list[Path] = field(default_factory=list)
+    unreadable: list[Path] = field(default_factory=list)
+    ignored: list[Path] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One human-readable line with all counts."""
+        return (
+            f"wrote {_plural(self.written, 'mouth crop')}; "
+            f"{_plural(len(self.no_face), 'image')} had no face; "
+            f"{_plural(len(self.unreadable), 'unreadable file')}; "
+            f"{_plural(len(self.ignored), 'ignored non-image file')}"
+        )
+
+
+def _read(path: Path) -> np.ndarray | None:
+    # np.fromfile + imdecode instead of imread so non-ASCII paths work on every OS.
+    try:
+        return cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    except (OSError, cv2.error):
+        return None
+
+
+def prepare_mouths(
+    src: Path, dst: Path, *, size: int = 64, use_smile: bool = True, min_face: int = 48
+) -> MouthReport:
+    """Crop mouths from a class-per-folder tree SRC into DST/<same relative path>.png.
+
+    Images without a face are listed (relative to SRC) in DST/no_face.txt.
+    """
+    import cv2
+    from rich.progress import track
+
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise FileNotFoundError(
+            f"Source folder {src} not found; expected class-per-folder images such as "
+            f"{src}/train/smile/*.jpg or {src}/smile/*.jpg"
+        )
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    report = MouthReport(ignored=[p for p in files if not is_image_file(p)])
+    images = [p for p in files if is_image_file(p)]
+    if not images:
+        raise ValueError(f"No image files ({', '.join(IMAGE_EXTENSIONS)}) found under {src}")
+    outputs: set[Path] = set()
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in track(images, description="Cropping mouths"):
+        image = _read(path)
+        if image is None:
+            report.unreadable.append(path)
+            continue
+        crop = crop_mouth(image, size=size, use_smile=use_smile, min_face=min_face)
+        if crop is None:
+            report.no_face.append(path)
+            continue
+        out = (dst / path.relative_to(src)).with_suffix(".png")
+        if out in outputs:  # a.jpg next to a.png: keep both
+            out = out.with_name(f"{path.name}.png")
+        outputs.add(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imencode(".png", crop)[1].tofile(out)  # tofile: unicode-safe counterpart of imwrite
+        report.written += 1
+    if report.no_face:
+        lines = "".join(f"{p.relative_to(src).as_posix()}\n" for p in report.no_face)
+        (dst / "no_face.txt").write_text(lines, encoding="utf-8")
+    return report

@@ -1,0 +1,53 @@
+"""Offline environment and tiny datasets in the real on-disk formats."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs write `runs/` into the working directory of the config: keep it per test."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def mouth_folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A class-per-folder tree (train/val) of PNG mouth crops drawn by the demo generator."""
+    from PIL import Image
+
+    from datamodules.face_expression import CLASS_NAMES, make_mouths
+
+    root = tmp_path_factory.mktemp("mouths")
+    for split, per_class, seed in (("train", 12, 0), ("val", 4, 1)):
+        images, labels = make_mouths(per_class, 48, seed)
+        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+            folder = root / split / CLASS_NAMES[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / f"{i:03d}.png")
+    return root
+
+
+def write_fer2013(path: Path, rows_per_usage: int = 6, extra_rows: tuple[str, ...] = ()) -> Path:
+    """A FER2013-format CSV (`emotion,pixels,Usage`, 48x48 grayscale) with random pixels."""
+    rng = np.random.default_rng(0)
+    lines = ["emotion,pixels,Usage"]
+    for usage in ("Training", "PublicTest", "PrivateTest"):
+        for i in range(rows_per_usage * 7):
+            pixels = " ".join(map(str, rng.integers(0, 256, 48 * 48)))
+            lines.append(f"{i % 7},{pixels},{usage}")
+    lines.extend(extra_rows)
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,136 @@
+"""`zoo prepare mouths`: real-photo detection, no-face accounting and the folder walk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from datamodules import face_expression
+from datamodules.face_expression import MouthReport, crop_mouth, mouth_box, prepare_mouths
+from tasks.cli import cli
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return np.ascontiguousarray(data.astronaut()[:, :, ::-1])  # RGB -> BGR
+
+
+@pytest.fixture(scope="module")
+def coffee() -> np.ndarray:
+    return np.ascontiguousarray(data.coffee()[:, :, ::-1])
+
+
+@pytest.mark.parametrize("use_smile", [True, False])
+def test_mouth_box_in_lower_face(astronaut: np.ndarray, use_smile: bool) -> None:
+    boxes = mouth_box(astronaut, use_smile=use_smile)
+    assert boxes is not None
+    (fx, fy, fw, fh), (mx, my, mw, mh) = boxes
+    assert fw >= 48
+    assert fh >= 48
+    # Mouth box lies inside the face box horizontally and its centre is in the lower part.
+    assert fx <= mx
+    assert mx + mw <= fx + fw
+    assert my + mh / 2 > fy + fh * 0.6
+    assert abs((mx + mw / 2) - (fx + fw / 2)) < fw * 0.15
+
+
+def test_crop_mouth_shape(astronaut: np.ndarray) -> None:
+    crop = crop_mouth(astronaut)
+    assert crop is not None
+    assert crop.shape == (64, 64, 3)
+    assert crop.dtype == np.uint8
+    assert crop_mouth(astronaut, size=32, use_smile=False).shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("kind", ["coffee", "flat", "noise"])
+def test_no_face_returns_none(coffee: np.ndarray, kind: str) -> None:
+    rng = np.random.default_rng(0)
+    image = {
+        "coffee": coffee,
+        "flat": np.full((240, 320, 3), 128, np.uint8),
+        "noise": rng.integers(0, 256, (240, 320, 3), dtype=np.uint8),
+    }[kind]
+    assert mouth_box(image) is None
+    assert crop_mouth(image) is None
+
+
+def test_prepare_mouths_tree(tmp_path: Path, astronaut: np.ndarray, coffee: np.ndarray) -> None:
+    src, dst = tmp_path / "src", tmp_path / "out"
+    (src / "train/happy").mkdir(parents=True)
+    (src / "train/sad").mkdir(parents=True)
+    cv2.imwrite(str(src / "train/happy/astronaut.jpg"), astronaut)
+    cv2.imwrite(str(src / "train/happy/noface.png"), coffee)
+    cv2.imwrite(str(src / "train/sad/astronaut2.png"), astronaut)
+    (src / "train/sad/notes.txt").write_text("not an image")
+    (src / "train/sad/broken.jpg").write_bytes(np.random.default_rng(1).bytes(512))
+
+    report = prepare_mouths(src, dst)
+
+    assert isinstance(report, MouthReport)
+    assert report.written == 2
+    assert report.no_face == [src / "train/happy/noface.png"]
+    assert report.unreadable == [src / "train/sad/broken.jpg"]
+    assert report.ignored == [src / "train/sad/notes.txt"]
+    crop = cv2.imread(str(dst / "train/happy/astronaut.png"))
+    assert crop is not None
+    assert crop.shape == (64, 64, 3)
+    assert (dst / "train/sad/astronaut2.png").is_file()
+    assert (dst / "no_face.txt").read_text().splitlines() == ["train/happy/noface.png"]
+    summary = report.summary()
+    assert "wrote 2 mouth crops" in summary
+    assert "1 image had no face" in summary
+    assert "1 unreadable file" in summary
+    assert "1 ignored non-image file" in summary
+
+
+def test_unicode_path(tmp_path: Path, astronaut: np.ndarray) -> None:
+    src = tmp_path / "données" / "sourire"
+    src.mkdir(parents=True)
+    cv2.imencode(".jpg", astronaut)[1].tofile(src / "été.jpg")
+    report = prepare_mouths(tmp_path / "données", tmp_path / "sortie")
+    assert report.written == 1
+    assert (tmp_path / "sortie/sourire/été.png").is_file()
+
+
+def test_missing_src(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(FileNotFoundError, match="nope"):
+        prepare_mouths(missing, tmp_path / "out")
+
+
+def test_no_images(tmp_path: Path) -> None:
+    (tmp_path / "src/a").mkdir(parents=True)
+    (tmp_path / "src/a/readme.txt").write_text("x")
+    with pytest.raises(ValueError, match="src"):
+        prepare_mouths(tmp_path / "src", tmp_path / "out")
+
+
+def test_missing_cascade_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cv2.data, "haarcascades", str(tmp_path) + "/")
+    face_expression._cascade.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="opencv-python-headless<5"):
+            face_expression._cascade("haarcascade_frontalface_default.xml")
+    finally:
+        face_expression._cascade.cache_clear()
+
+
+def test_zoo_prepare_mouths_command(
+    tmp_path: Path, astronaut: np.ndarray, coffee: np.ndarray, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "raw" / "smile"
+    src.mkdir(parents=True)
+    cv2.imwrite(str(src / "a.jpg"), astronaut)
+    cv2.imwrite(str(src / "a.png"), astronaut)  # same stem: both crops must survive
+    cv2.imwrite(str(src / "cup.jpg"), coffee)
+    cli(["prepare", "mouths", str(tmp_path / "raw"), str(tmp_path / "out"), "--size", "48"])
+    out = capsys.readouterr().out
+    assert "wrote 2 mouth crops; 1 image had no face" in out
+    written = sorted(p.name for p in (tmp_path / "out" / "smile").iterdir())
+    assert written == ["a.png", "a.png.png"]  # sorted walk: a.jpg first
+    assert cv2.imread(str(tmp_path / "out" / "smile" / "a.png")).shape == (48, 48, 3)
+    assert (tmp_path / "out" / "no_face.txt").read_text().strip() == "smile/cup.jpg"
