@@ -333,7 +333,7 @@ class FaceExpressionDataModule(LightningDataModule):
             images, labels = make_mouths(max(count, 1), self.image_size, self.seed + offset)
             names = [f"demo/{split}/{i:05d}" for i in range(len(labels))]
             splits[split] = _Split(labels.tolist(), names, images=images)
-        return list(CLASS_NAMES), splits, 3, "synthetic demo mouths (procedural, not real faces)"
+        return list(CLASS_NAMES), splits, 3, "demo (synthetic mouths, not real faces)"
 
     def _fer2013_index(self, path: Path) -> tuple[list[str], dict[str, _Split], int, str]:
         rows: dict[str, tuple[list[np.ndarray], list[int], list[str]]] = {}

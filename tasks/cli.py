@@ -70,7 +70,7 @@ def cli(args: Sequence[str] | None = None, run: bool = True) -> ZooCLI | None:
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        args=argv,
+        args=args,  # None: LightningCLI reads sys.argv itself
         run=run,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={

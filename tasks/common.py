@@ -52,10 +52,15 @@ def classification_metrics(num_classes: int) -> MetricCollection:
 def log_confusion_matrix(
     module: LightningModule, matrix: MulticlassConfusionMatrix, class_names: Sequence[str], key: str
 ) -> None:
-    """Compute (on every rank: it syncs), plot and log the confusion matrix, then reset it."""
+    """Compute (on every rank: it syncs), plot and log the confusion matrix.
+
+    Reset it at epoch start, not here: a reset inside `trainer.validate`'s inference mode would
+    leave inference tensors that a later `fit` cannot update in place.
+    """
+    if module.trainer.sanity_checking:
+        return
     values = matrix.compute()
-    matrix.reset()
-    if module.trainer.sanity_checking or not module.trainer.is_global_zero:
+    if not module.trainer.is_global_zero:
         return
     fig, _ = matrix.plot(values, labels=list(class_names))
     fig.set_size_inches(1.0 + 0.7 * len(class_names), 0.8 + 0.7 * len(class_names))

@@ -92,8 +92,8 @@ class FaceExpressionTask(LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self.val_confusion = MulticlassConfusionMatrix(num_classes, normalize="true")
-        self.test_confusion = MulticlassConfusionMatrix(num_classes, normalize="true")
+        self.val_confusion = MulticlassConfusionMatrix(num_classes)
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.optimizer = optimizer
         self.scheduler = scheduler
 
@@ -158,6 +158,14 @@ class FaceExpressionTask(LightningModule):
         if confusion is not None:
             confusion.update(logits, labels)
         return loss
+
+    @override
+    def on_validation_epoch_start(self) -> None:
+        self.val_confusion.reset()
+
+    @override
+    def on_test_epoch_start(self) -> None:
+        self.test_confusion.reset()
 
     @override
     def on_validation_epoch_end(self) -> None:
