@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,13 @@ def mouth_folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def write_fer2013(path: Path, rows_per_usage: int = 6, extra_rows: tuple[str, ...] = ()) -> Path:
-    """A FER2013-format CSV (`emotion,pixels,Usage`, 48x48 grayscale) with random pixels."""
+@pytest.fixture
+def write_fer2013() -> Callable[..., Path]:
+    """Returns a writer of FER2013-format CSVs (`emotion,pixels,Usage`, 48x48 random pixels)."""
+    return _write_fer2013
+
+
+def _write_fer2013(path: Path, rows_per_usage: int = 6, extra_rows: tuple[str, ...] = ()) -> Path:
     rng = np.random.default_rng(0)
     lines = ["emotion,pixels,Usage"]
     for usage in ("Training", "PublicTest", "PrivateTest"):

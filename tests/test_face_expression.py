@@ -15,7 +15,6 @@ from callbacks.prediction_writer import PredictionWriter
 from datamodules.face_expression import CLASS_NAMES, FaceExpressionDataModule, make_mouths
 from tasks.cli import cli
 from tasks.face_expression import FaceExpressionTask
-from tests.conftest import write_fer2013
 
 CONFIG = str(Path(__file__).parents[1] / "configs" / "face_expression.yaml")
 QUICK = ["--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"]
@@ -119,7 +118,7 @@ def test_prediction_writer_same_from_python(tmp_path: Path) -> None:
     assert {row["true"] for row in table} == set(CLASS_NAMES)
 
 
-def test_fer2013_csv_splits_by_usage_and_counts_bad_rows(tmp_path: Path) -> None:
+def test_fer2013_csv_splits_by_usage_and_counts_bad_rows(tmp_path: Path, write_fer2013) -> None:
     write_fer2013(tmp_path / "fer2013.csv", extra_rows=("9,1 2 3,Training", "3,1 2,Training"))
     data = FaceExpressionDataModule(root=str(tmp_path))  # a folder holding fer2013.csv works
     with pytest.warns(UserWarning, match="Skipped 2 FER2013 row"):
