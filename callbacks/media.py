@@ -15,11 +15,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers.logger import DummyLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
 if TYPE_CHECKING:
     from lightning.pytorch import Trainer
     from matplotlib.figure import Figure
+
+
+def _muted(trainer: Trainer) -> bool:
+    """Rank > 0, or a `DummyLogger` (fast_dev_run, inside lr_find): log nothing, write nothing."""
+    return not trainer.is_global_zero or any(isinstance(lg, DummyLogger) for lg in trainer.loggers)
 
 
 def run_dir(trainer: Trainer) -> Path:
@@ -30,6 +36,10 @@ def run_dir(trainer: Trainer) -> Path:
 def _to_hwc_uint8(image: Figure | np.ndarray | torch.Tensor) -> np.ndarray:
     """A matplotlib figure, HWC/CHW array or tensor (uint8 or float in [0, 1]) as HWC uint8."""
     if hasattr(image, "canvas"):  # matplotlib Figure
+        if image.canvas is None or not hasattr(image.canvas, "buffer_rgba"):
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+            FigureCanvasAgg(image)
         image.canvas.draw()
         array = np.asarray(image.canvas.buffer_rgba())[..., :3].copy()
     else:
@@ -55,10 +65,10 @@ def log_image(
     Files go to `<run dir>/media/<key>_step<step>.png`. Call it on every rank; rank zero writes.
     A failure warns and never interrupts training.
     """
-    if not trainer.is_global_zero:
-        return
-    step = trainer.global_step if step is None else step
     try:
+        if _muted(trainer):
+            return
+        step = trainer.global_step if step is None else step
         array = _to_hwc_uint8(image)
         handled = False
         for logger in trainer.loggers:
@@ -80,14 +90,51 @@ def log_image(
         if hasattr(image, "canvas"):
             import matplotlib.pyplot as plt
 
-            plt.close(image)
+            plt.close(image)  # no-op for figures made without pyplot
+
+
+def log_histogram(
+    trainer: Trainer, key: str, values: torch.Tensor | np.ndarray, step: int | None = None
+) -> None:
+    """Log a histogram of `values`: W&B / TensorBoard histograms, else a PNG bar plot.
+
+    Call it on every rank; rank zero writes. A failure warns and never interrupts training.
+    """
+    if _muted(trainer):
+        return
+    step = trainer.global_step if step is None else step
+    try:
+        flat = torch.as_tensor(values).detach().float().flatten().cpu()
+        handled = False
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                import wandb
+
+                logger.experiment.log(
+                    {key: wandb.Histogram(flat.numpy()), "trainer/global_step": step}
+                )
+                handled = True
+            elif isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_histogram(key, flat, step)
+                handled = True
+        if not handled:
+            from matplotlib.figure import Figure
+
+            fig = Figure(figsize=(4, 3))
+            ax = fig.add_subplot()
+            ax.hist(flat.numpy(), bins=50)
+            ax.set_title(f"{key} (step {step})")
+            fig.tight_layout()
+            log_image(trainer, key, fig, step)
+    except Exception as error:  # noqa: BLE001 - media must never kill a run
+        rank_zero_warn(f"Could not log histogram {key!r}: {error}")
 
 
 def log_table(
     trainer: Trainer, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     """Log a table under `key`: to W&B when active, else as `<run dir>/media/<key>.csv`."""
-    if not trainer.is_global_zero:
+    if _muted(trainer):
         return
     try:
         wandb_loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]

@@ -25,5 +25,22 @@ def test_config_runs(config: Path, subcommand: str) -> None:
         assert len(predictions[0].read_text().splitlines()) > 1
 
 
+PRESETS = sorted((Path(__file__).parents[1] / "configs" / "presets").glob("*.yaml"))
+NEEDS_GPU = {"ddp"}
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[p.stem for p in PRESETS])
+def test_presets_combine_with_a_config(preset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["-c", str(CONFIGS[0]), "-c", str(preset), *TINY.get(CONFIGS[0].stem, [])]
+    if preset.stem in NEEDS_GPU:  # parse and print only: this machine may have no GPU
+        with pytest.raises(SystemExit) as exit_info:
+            cli(["fit", *base, "--print_config"])
+        assert exit_info.value.code == 0
+        assert "strategy: ddp" in capsys.readouterr().out
+        return
+    result = cli(["fit", *base, "--trainer.fast_dev_run=2"])
+    assert result.trainer.state.finished
+
+
 def test_configs_exist() -> None:
     assert any(c.stem == "face_expression" for c in CONFIGS)

@@ -222,6 +222,7 @@ def test_yaml_optimizer_and_scheduler_reach_the_trainer() -> None:
             "--model.init_args.scheduler=torch.optim.lr_scheduler.StepLR",
             "--model.init_args.scheduler.step_size=1",
             "--model.init_args.scheduler.gamma=0.5",
+            "--trainer.callbacks=[]",  # without the config's LRSchedule: one scheduler at a time
         ]
     )
     optimizer = result.trainer.optimizers[0]

@@ -1,0 +1,242 @@
+"""LRSchedule: closed forms at known steps, per-group bases, accumulation, resume mid-curve."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader, TensorDataset
+
+from callbacks.lr_schedule import LRSchedule
+
+BATCHES = 4  # per epoch
+
+
+class TwoGroups(LightningModule):
+    """A tiny regression with two param groups: base LRs 0.1 and 0.01."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Linear(3, 3)
+        self.head = torch.nn.Linear(3, 1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.head(self.body(x)), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(
+            [
+                {"params": self.body.parameters(), "lr": 0.01, "name": "body"},
+                {"params": self.head.parameters(), "lr": 0.1, "name": "head"},
+            ]
+        )
+
+    def train_dataloader(self):
+        data = TensorDataset(torch.randn(BATCHES * 2, 3), torch.randn(BATCHES * 2, 1))
+        return DataLoader(data, batch_size=2)
+
+
+class RecordLR(Callback):
+    """The LR of each group when each optimizer step is taken."""
+
+    def __init__(self) -> None:
+        self.lrs: list[tuple[int, float, float]] = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        body, head = (g["lr"] for g in optimizer.param_groups)
+        self.lrs.append((trainer.global_step, body, head))
+
+
+def fit(schedule: LRSchedule, epochs: int = 3, tmp_path: Path | None = None, **trainer_kwargs):
+    record = RecordLR()
+    trainer = Trainer(
+        max_epochs=epochs,
+        callbacks=[schedule, record],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        **trainer_kwargs,
+    )
+    trainer.fit(TwoGroups())
+    return record.lrs, trainer
+
+
+def heads(lrs):
+    return [head for _, _, head in lrs]
+
+
+def test_cosine_with_warmup_matches_closed_form() -> None:
+    lrs, _ = fit(LRSchedule("cosine", warmup_steps=2, min_lr=0.001, plot=False))
+    total, warmup, base, floor = 3 * BATCHES, 2, 0.01, 0.001  # min_lr is the first group's
+    expected = [
+        base * (s + 1) / warmup
+        if s < warmup
+        else floor
+        + (base - floor) * 0.5 * (1 + math.cos(math.pi * (s - warmup) / (total - warmup)))
+        for s in range(total)
+    ]
+    assert [body for _, body, _ in lrs] == pytest.approx(expected)
+    # The head group keeps its own base (10x higher) and a proportionally scaled floor.
+    assert heads(lrs) == pytest.approx([10 * lr for lr in expected])
+
+
+@pytest.mark.parametrize(
+    ("name", "formula"),
+    [
+        ("constant", lambda s: 0.1),
+        ("linear", lambda s: 0.1 * (1 - s / 12)),
+        ("inverse_sqrt", lambda s: 0.1 * math.sqrt(1 / (s + 1))),
+    ],
+)
+def test_schedules_without_warmup(name: str, formula) -> None:
+    lrs, _ = fit(LRSchedule(name, plot=False))
+    assert heads(lrs) == pytest.approx([formula(s) for s in range(12)])
+
+
+def test_inverse_sqrt_is_continuous_after_warmup() -> None:
+    lrs, _ = fit(LRSchedule("inverse_sqrt", warmup_steps=4, plot=False))
+    expected = [0.1 * (s + 1) / 4 if s < 4 else 0.1 * math.sqrt(4 / (s + 1)) for s in range(12)]
+    assert heads(lrs) == pytest.approx(expected)
+
+
+def test_step_decay_milestones_in_epochs_and_steps() -> None:
+    lrs, _ = fit(LRSchedule("step", milestones=[1, 2], gamma=0.1, plot=False))
+    assert heads(lrs) == pytest.approx([0.1] * 4 + [0.01] * 4 + [0.001] * 4)
+    lrs, _ = fit(LRSchedule("step", milestones=[3], milestone_unit="step", gamma=0.5, plot=False))
+    assert heads(lrs) == pytest.approx([0.1] * 3 + [0.05] * 9)
+
+
+def test_accumulation_counts_optimizer_steps() -> None:
+    lrs, _ = fit(LRSchedule("linear", plot=False), accumulate_grad_batches=2)
+    assert [s for s, _, _ in lrs] == list(range(6))  # 12 batches, 6 optimizer steps
+    assert heads(lrs) == pytest.approx([0.1 * (1 - s / 6) for s in range(6)])
+
+
+def test_resume_mid_schedule_continues_the_curve(tmp_path: Path) -> None:
+    schedule = dict(schedule="cosine", warmup_steps=3, min_lr=0.0, plot=False)
+    full, _ = fit(LRSchedule(**schedule), tmp_path=tmp_path)
+
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1)
+    Trainer(
+        max_epochs=1,
+        callbacks=[LRSchedule(**schedule), checkpoint],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    ).fit(TwoGroups())
+    # The schedule length comes from the new trainer (3 epochs), as in a resumed run.
+    record = RecordLR()
+    Trainer(
+        max_epochs=3,
+        callbacks=[LRSchedule(**schedule), record],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    ).fit(TwoGroups(), ckpt_path=checkpoint.best_model_path)
+    assert [s for s, _, _ in record.lrs] == list(range(4, 12))
+    assert heads(record.lrs) == pytest.approx(heads(full[4:]))
+    assert [body for _, body, _ in record.lrs] == pytest.approx([body for _, body, _ in full[4:]])
+
+
+def test_logs_lr_per_group_and_plots_the_plan(tmp_path: Path) -> None:
+    logger = CSVLogger(tmp_path)
+    trainer = Trainer(
+        max_epochs=1,
+        callbacks=[LRSchedule("linear")],
+        logger=logger,
+        log_every_n_steps=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.fit(TwoGroups())
+    with (Path(logger.log_dir) / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["lr/head"]) for r in rows if r.get("lr/head")] == pytest.approx(
+        [0.1 * (1 - s / 4) for s in range(4)]
+    )
+    assert (Path(logger.log_dir) / "media" / "lr_schedule_step000000.png").is_file()
+
+
+def test_groups_added_later_keep_their_own_base() -> None:
+    class AddGroup(Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                extra = torch.nn.Parameter(torch.zeros(1))
+                trainer.optimizers[0].add_param_group({"params": [extra], "lr": 0.5})
+
+    trainer = Trainer(
+        max_epochs=2,
+        callbacks=[AddGroup(), LRSchedule("constant", plot=False)],
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(TwoGroups())
+    assert [g["lr"] for g in trainer.optimizers[0].param_groups] == pytest.approx([0.01, 0.1, 0.5])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"schedule": "exponential"}, "schedule must be one of"),
+        ({"warmup_steps": -1}, "warmup_steps"),
+        ({"gamma": 0.0}, "gamma"),
+        ({"min_lr": -1.0}, "min_lr"),
+        ({"total_steps": 5, "warmup_steps": 5}, "total_steps"),
+    ],
+)
+def test_bad_arguments(kwargs, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        LRSchedule(**kwargs)
+
+
+def test_warns_when_the_task_also_has_a_scheduler() -> None:
+    class WithScheduler(TwoGroups):
+        def configure_optimizers(self):
+            optimizer = super().configure_optimizers()
+            return [optimizer], [torch.optim.lr_scheduler.StepLR(optimizer, 1)]
+
+    trainer = Trainer(
+        max_epochs=1,
+        callbacks=[LRSchedule(plot=False)],
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    with pytest.warns(UserWarning, match="both set the learning rate"):
+        trainer.fit(WithScheduler())
+
+
+def test_lr_finder_reports_curve_and_suggestion(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from callbacks.lr_finder import LRFinder
+
+    trainer = Trainer(
+        max_epochs=10,
+        callbacks=[LRFinder(num_training_steps=30)],
+        logger=False,
+        default_root_dir=tmp_path / "run",
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    with caplog.at_level("INFO"):
+        trainer.fit(TwoGroups())
+    assert (tmp_path / "run" / "media" / "lr_find_curve_step000000.png").is_file()
+    assert "LR range test suggests lr = " in caplog.text
+    # The configured LRs are left alone: the user copies the suggestion into the config.
+    assert [g["lr"] for g in trainer.optimizers[0].param_groups] == [0.01, 0.1]
