@@ -52,7 +52,6 @@ def epoch_seconds(config: Path, diagnostics: bool, epochs: int, batches: int) ->
             str(config),
             f"--trainer.max_epochs={epochs}",
             f"--trainer.limit_train_batches={batches}",
-            "--trainer.enable_progress_bar=false",
             "--trainer.enable_model_summary=false",
         ],
         run=False,

@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 GOAL = 1.3
 
@@ -26,7 +27,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     options = parser.parse_args()
-    zoo = shutil.which("zoo") or sys.exit("`zoo` is not on PATH: pip install -e . first")
+    beside = Path(sys.executable).with_name("zoo")  # the environment of this interpreter
+    zoo = str(beside) if beside.exists() else shutil.which("zoo")
+    if zoo is None:
+        sys.exit("`zoo` is not installed: pip install -e . first")
     baseline_cmd = [sys.executable, "-c", "import lightning.pytorch"]
     wall(baseline_cmd)  # warm the file cache for both
     wall([zoo, "--help"])

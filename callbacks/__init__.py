@@ -1,7 +1,19 @@
 """Callbacks shared by every task: LR schedules, diagnostics, prediction writing, media."""
 
+from callbacks.first_layer import FirstLayerFilters
+from callbacks.histograms import ActivationHistograms
+from callbacks.initial_loss import InitialLossCheck
 from callbacks.lr_finder import LRFinder
 from callbacks.lr_schedule import LRSchedule
 from callbacks.prediction_writer import PredictionWriter
+from callbacks.update_ratio import UpdateRatioMonitor
 
-__all__ = ["LRFinder", "LRSchedule", "PredictionWriter"]
+__all__ = [
+    "ActivationHistograms",
+    "FirstLayerFilters",
+    "InitialLossCheck",
+    "LRFinder",
+    "LRSchedule",
+    "PredictionWriter",
+    "UpdateRatioMonitor",
+]

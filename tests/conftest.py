@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,17 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 def _run_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs write `runs/` into the working directory of the config: keep it per test."""
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def lightning_info(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch):
+    """caplog at INFO for Lightning's `rank_zero_info` lines.
+
+    Lightning's logger stops propagating when the root logger had no handler at import.
+    """
+    monkeypatch.setattr(logging.getLogger("lightning.pytorch"), "propagate", True)
+    caplog.set_level(logging.INFO, logger="lightning.pytorch")
+    return caplog
 
 
 @pytest.fixture(scope="session")

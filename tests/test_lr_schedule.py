@@ -220,9 +220,7 @@ def test_warns_when_the_task_also_has_a_scheduler() -> None:
         trainer.fit(WithScheduler())
 
 
-def test_lr_finder_reports_curve_and_suggestion(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_lr_finder_reports_curve_and_suggestion(tmp_path: Path, lightning_info) -> None:
     from callbacks.lr_finder import LRFinder
 
     trainer = Trainer(
@@ -234,9 +232,8 @@ def test_lr_finder_reports_curve_and_suggestion(
         enable_checkpointing=False,
         enable_model_summary=False,
     )
-    with caplog.at_level("INFO"):
-        trainer.fit(TwoGroups())
+    trainer.fit(TwoGroups())
     assert (tmp_path / "run" / "media" / "lr_find_curve_step000000.png").is_file()
-    assert "LR range test suggests lr = " in caplog.text
+    assert "LR range test suggests lr = " in lightning_info.text
     # The configured LRs are left alone: the user copies the suggestion into the config.
     assert [g["lr"] for g in trainer.optimizers[0].param_groups] == [0.01, 0.1]
