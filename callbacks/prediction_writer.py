@@ -37,6 +37,7 @@ class PredictionWriter(BasePredictionWriter):
         self._handle: IO[str] | None = None
         self._writer: csv.DictWriter | None = None
         self._rows = 0
+        self._files: set[str] = set()  # names written this run, so equal stems never overwrite
 
     @override
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -47,7 +48,7 @@ class PredictionWriter(BasePredictionWriter):
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / name
         self._handle = self.path.open("w", newline="")
-        self._writer, self._rows = None, 0
+        self._writer, self._rows, self._files = None, 0, set()
 
     @override
     def write_on_batch_end(
@@ -77,7 +78,11 @@ class PredictionWriter(BasePredictionWriter):
         for key, value in row.items():
             if hasattr(value, "save") and hasattr(value, "mode"):  # a PIL image
                 stem = Path(str(row.get("path", f"sample{self._rows}"))).stem
-                relative = Path("predictions") / f"{stem}_{key}.png"
+                name, n = f"{stem}_{key}.png", 1
+                while name in self._files:  # e.g. a/cat.jpg and b/cat.jpg
+                    name, n = f"{stem}-{n}_{key}.png", n + 1
+                self._files.add(name)
+                relative = Path("predictions") / name
                 (self.path.parent / relative).parent.mkdir(parents=True, exist_ok=True)
                 value.save(self.path.parent / relative)
                 value = relative.as_posix()

@@ -184,11 +184,9 @@ class FaceExpressionTask(LightningModule):
         self, probs: torch.Tensor, names: Sequence[str], labels: Sequence[int]
     ) -> list[dict[str, Any]]:
         rows = []
-        for name, label, p in zip(names, labels, probs.tolist(), strict=True):
-            row: dict[str, Any] = {
-                "path": name,
-                "predicted": self.class_names[max(range(len(p)), key=p.__getitem__)],
-            }
+        predicted = probs.argmax(dim=-1).tolist()
+        for name, label, index, p in zip(names, labels, predicted, probs.tolist(), strict=True):
+            row: dict[str, Any] = {"path": name, "predicted": self.class_names[index]}
             if label >= 0:
                 row["true"] = self.class_names[label]
             row.update({f"prob_{c}": v for c, v in zip(self.class_names, p, strict=True)})
