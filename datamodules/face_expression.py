@@ -8,36 +8,26 @@ from __future__ import annotations
 
 import csv
 import functools
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import cv2
 import numpy as np
-from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_warn
-from torch.utils.data import DataLoader, Dataset
 
 from datamodules.common import (
     IMAGE_EXTENSIONS,
-    ImageFileDataset,
-    TensorImageDataset,
-    class_folders,
-    eval_transform,
-    index_image_folder,
+    ImageClassificationDataModule,
+    ImageSource,
+    Split,
     is_image_file,
-    predict_files,
-    print_audit,
-    split_indices,
 )
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER2013_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 FER2013_SIDE = 48
-# Inputs are scaled to [0, 1] and then to [-1, 1]; the task applies the same at predict time.
-MEAN, STD = 0.5, 0.5
-GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 # --- demo source: procedural mouth crops (synthetic, not realistic) ---------------------------
 
@@ -219,32 +209,7 @@ def make_mouths(num_per_class: int, size: int = 48, seed: int = 0) -> tuple[np.n
     return images, labels
 
 
-@dataclass
-class _Split:
-    """One split, either in memory (demo, FER2013) or as image files read lazily."""
-
-    labels: list[int]
-    names: list[str]
-    images: np.ndarray | None = None  # (N, H, W, C) uint8
-    paths: list[Path] = field(default_factory=list)
-    sizes: list[tuple[int, int]] = field(default_factory=list)
-
-    def dataset(self, channels: int, transform: object) -> Dataset:
-        if self.images is not None:
-            return TensorImageDataset(self.images, self.labels, self.names, transform)
-        return ImageFileDataset(self.paths, self.labels, channels, transform)
-
-    def subset(self, indices: list[int]) -> _Split:
-        return _Split(
-            labels=[self.labels[i] for i in indices],
-            names=[self.names[i] for i in indices],
-            images=None if self.images is None else self.images[indices],
-            paths=[self.paths[i] for i in indices] if self.paths else [],
-            sizes=[self.sizes[i] for i in indices] if self.sizes else [],
-        )
-
-
-class FaceExpressionDataModule(LightningDataModule):
+class FaceExpressionDataModule(ImageClassificationDataModule):
     """Mouth-region crops labelled by expression.
 
     `root` may be a class-per-folder tree (`root/train/<class>/*`, `root/val/<class>/*`, optional
@@ -264,6 +229,9 @@ class FaceExpressionDataModule(LightningDataModule):
         demo_per_class: Demo training images per class (val and test get a quarter each).
     """
 
+    # Inputs are scaled to [0, 1] and then to [-1, 1], for any number of channels.
+    mean, std = (0.5,), (0.5,)
+
     def __init__(
         self,
         root: str | None = None,
@@ -276,66 +244,37 @@ class FaceExpressionDataModule(LightningDataModule):
         grayscale: bool | None = None,
         demo_per_class: int = 600,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            root, batch_size, num_workers, val_split, seed, predict_path, image_size, demo_per_class
+        )
         self.save_hyperparameters()
-        self.root = Path(root).expanduser() if root else None
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.val_split = val_split
-        self.seed = seed
-        self.predict_path = predict_path
-        self.image_size = image_size
         self.grayscale = grayscale
-        self.demo_per_class = demo_per_class
-        self.datasets: dict[str, Dataset] = {}
-
-    # Facts the model needs; the CLI links them into the task's arguments.
-    @property
-    def class_names(self) -> list[str]:
-        """Expression names, in label order."""
-        return self._index[0]
 
     @property
     def num_channels(self) -> int:
-        """1 for grayscale input, 3 for RGB."""
-        return self._index[2]
+        """1 for grayscale input, 3 for RGB: from the data unless `grayscale` is set."""
+        if self.grayscale is None:
+            return self.source.channels
+        return 1 if self.grayscale else 3
 
-    @property
-    def class_counts(self) -> list[int]:
-        """Training images per class (for class weighting)."""
-        counts = Counter(self._index[1]["train"].labels)
-        return [counts[i] for i in range(len(self.class_names))]
-
-    @functools.cached_property
-    def _index(self) -> tuple[list[str], dict[str, _Split], int, str]:
-        """(class names, splits, channels, source description), read once."""
-        if self.root is None:
-            return self._demo_index()
-        if not self.root.exists():
-            raise FileNotFoundError(
-                f"Data root {self.root} does not exist. Point --data.init_args.root at a folder "
-                f"with train/<class>/ images or at fer2013.csv, or leave it unset for demo data."
-            )
-        csv_path = self.root / "fer2013.csv" if self.root.is_dir() else self.root
-        if csv_path.suffix.lower() == ".csv" and csv_path.is_file():
-            return self._fer2013_index(csv_path)
-        return self._folder_index()
-
-    def _demo_index(self) -> tuple[list[str], dict[str, _Split], int, str]:
+    def read_demo(self) -> ImageSource:
+        """Seeded synthetic mouth crops: train, and a quarter as many for val and test."""
         splits = {}
-        for offset, (split, count) in enumerate(
-            (
-                ("train", self.demo_per_class),
-                ("val", self.demo_per_class // 4),
-                ("test", self.demo_per_class // 4),
-            )
-        ):
+        counts = (self.demo_per_class, self.demo_per_class // 4, self.demo_per_class // 4)
+        for offset, (split, count) in enumerate(zip(("train", "val", "test"), counts, strict=True)):
             images, labels = make_mouths(max(count, 1), self.image_size, self.seed + offset)
             names = [f"demo/{split}/{i:05d}" for i in range(len(labels))]
-            splits[split] = _Split(labels.tolist(), names, images=images)
-        return list(CLASS_NAMES), splits, 3, "demo (synthetic mouths, not real faces)"
+            splits[split] = Split(labels.tolist(), names, images=images)
+        return ImageSource(list(CLASS_NAMES), splits, 3, "demo (synthetic mouths, not real faces)")
 
-    def _fer2013_index(self, path: Path) -> tuple[list[str], dict[str, _Split], int, str]:
+    def read_root(self) -> ImageSource:
+        """FER2013 CSV when `root` is (or holds) one, else class folders."""
+        csv_path = self.root / "fer2013.csv" if self.root.is_dir() else self.root
+        if csv_path.suffix.lower() == ".csv" and csv_path.is_file():
+            return self._read_fer2013(csv_path)
+        return super().read_root()
+
+    def _read_fer2013(self, path: Path) -> ImageSource:
         rows: dict[str, tuple[list[np.ndarray], list[int], list[str]]] = {}
         bad: list[str] = []
         with path.open(newline="") as handle:
@@ -373,103 +312,23 @@ class FaceExpressionDataModule(LightningDataModule):
             )
         if "train" not in rows:
             raise ValueError(f"{path} has no usable 'Training' rows.")
-        splits = {s: _Split(lab, nam, images=np.stack(img)) for s, (img, lab, nam) in rows.items()}
-        splits = self._hold_out_val(splits)
-        return list(FER2013_CLASSES), splits, 1, f"FER2013 CSV {path}"
+        splits = {s: Split(lab, nam, images=np.stack(img)) for s, (img, lab, nam) in rows.items()}
+        return ImageSource(
+            list(FER2013_CLASSES), self.hold_out_val(splits), 1, f"FER2013 CSV {path}"
+        )
 
-    def _folder_index(self) -> tuple[list[str], dict[str, _Split], int, str]:
-        names = class_folders(self.root / "train")
-        splits = {}
-        for split in ("train", "val", "test"):
-            if split != "train" and not (self.root / split).is_dir():
-                continue
-            index = index_image_folder(self.root / split, names)
-            splits[split] = _Split(
-                index.labels, [str(p) for p in index.paths], paths=index.paths, sizes=index.sizes
-            )
-            if split == "train":
-                gray = all(mode in GRAY_MODES for mode in index.modes)
-        splits = self._hold_out_val(splits)
-        return names, splits, 1 if gray else 3, f"image folders under {self.root}"
-
-    def _hold_out_val(self, splits: dict[str, _Split]) -> dict[str, _Split]:
-        if "val" not in splits:
-            train, val = split_indices(len(splits["train"].labels), self.val_split, self.seed)
-            splits["val"] = splits["train"].subset(val)
-            splits["train"] = splits["train"].subset(train)
-        return splits
-
-    def _transforms(self, train: bool) -> object:
+    def train_transform(self) -> Callable:
+        """Small crops, flips and lighting changes, then the eval transform."""
         from torchvision.transforms import v2
 
-        channels = self._channels()
-        base = eval_transform(self.image_size, [MEAN] * channels, [STD] * channels)
-        if not train:
-            return base
         return v2.Compose(
             [
                 v2.RandomResizedCrop(self.image_size, scale=(0.8, 1.0), ratio=(0.9, 1.1)),
                 v2.RandomHorizontalFlip(),  # mouths are left-right symmetric
                 v2.ColorJitter(brightness=0.2, contrast=0.2),
-                base,
+                self.eval_transform(),
             ]
         )
-
-    def _channels(self) -> int:
-        if self.grayscale is None:
-            return self.num_channels
-        return 1 if self.grayscale else 3
-
-    def setup(self, stage: str) -> None:
-        """Build datasets for `stage` and print the data audit (once per process)."""
-        class_names, splits, _, source = self._index
-        if not self.datasets:
-            print_audit(
-                source,
-                class_names,
-                {split: s.labels for split, s in splits.items()},
-                [size for s in splits.values() for size in s.sizes],
-                notes=[f"input: {self._channels()} channel(s), resized to {self.image_size}"],
-            )
-        channels = self._channels()
-        for split, data in splits.items():
-            self.datasets[split] = data.dataset(channels, self._transforms(split == "train"))
-        if stage == "predict":
-            if self.predict_path:
-                files = predict_files(self.predict_path)
-                self.datasets["predict"] = ImageFileDataset(
-                    files, [-1] * len(files), channels, self._transforms(train=False)
-                )
-            else:
-                self.datasets["predict"] = self.datasets["val"]
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        if split not in self.datasets:
-            raise ValueError(f"No {split} split: add {self.root}/{split}/<class>/ images.")
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled, augmented training batches of (images, labels, names)."""
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Validation batches."""
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        """Test batches (the test split, or validation when there is none)."""
-        return self._loader("test" if "test" in self.datasets else "val")
-
-    def predict_dataloader(self) -> DataLoader:
-        """Batches of `predict_path` images (label -1) or of the validation split."""
-        return self._loader("predict")
 
 
 # --- `zoo prepare mouths`: face photos -> mouth crops -------------------------------------

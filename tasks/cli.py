@@ -26,6 +26,8 @@ DATA_TO_MODEL = {
     "class_names": "class_names",
     "num_channels": "in_channels",
     "image_size": "image_size",
+    "mean": "mean",
+    "std": "std",
     "class_counts": "class_counts",
 }
 

@@ -14,7 +14,6 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from typing_extensions import override
 
 from datamodules.common import eval_transform, load_image
-from datamodules.face_expression import MEAN, STD
 from tasks.common import classification_metrics, configure_optimizers, log_confusion_matrix
 
 
@@ -57,6 +56,8 @@ class FaceExpressionTask(LightningModule):
         class_names: Expression names in label order (linked from the datamodule by `zoo`).
         in_channels: 1 for grayscale, 3 for RGB input (linked from the datamodule).
         image_size: Input side, saved so a checkpoint alone can preprocess (linked).
+        mean: Per-channel normalisation mean (linked; one value serves every channel).
+        std: Per-channel normalisation std (linked).
         class_counts: Training images per class (linked); used by `class_weights="balanced"`.
         widths: Channels of the conv blocks; each block halves the resolution.
         dropout: Dropout before each linear layer.
@@ -71,6 +72,8 @@ class FaceExpressionTask(LightningModule):
         class_names: Sequence[str],
         in_channels: int = 3,
         image_size: int = 48,
+        mean: Sequence[float] = (0.5,),
+        std: Sequence[float] = (0.5,),
         class_counts: Sequence[int] | None = None,
         widths: Sequence[int] = (32, 64, 128),
         dropout: float = 0.3,
@@ -196,9 +199,9 @@ class FaceExpressionTask(LightningModule):
     @torch.inference_mode()
     def predict_images(self, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
         """Predict image files with the preprocessing saved in the checkpoint (no datamodule)."""
-        channels, size = self.hparams.in_channels, self.hparams.image_size
-        transform = eval_transform(size, [MEAN] * channels, [STD] * channels)
-        batch = torch.stack([transform(load_image(p, channels)) for p in paths])
+        hp = self.hparams
+        transform = eval_transform(hp.image_size, hp.mean, hp.std)
+        batch = torch.stack([transform(load_image(p, hp.in_channels)) for p in paths])
         self.eval()
         probs = self(batch.to(self.device))
         return self._rows(probs, [str(p) for p in paths], [-1] * len(paths))
