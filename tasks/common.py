@@ -1,21 +1,27 @@
-"""Small pieces every task shares: optimizer wiring and classification metrics."""
+"""What the tasks share: optimizer wiring, classification metrics, the image-classifier base."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torchmetrics import MetricCollection
+from torch import nn
+from torchmetrics import ClasswiseWrapper, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
     MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
 )
+from typing_extensions import override
 
 from callbacks.media import log_image
+from datamodules.common import eval_transform, load_image
 
 
 def configure_optimizers(
@@ -23,12 +29,15 @@ def configure_optimizers(
     optimizer: OptimizerCallable,
     scheduler: LRSchedulerCallable | None,
     monitor: str = "val/loss",
+    params: Iterable[Any] | None = None,
 ) -> Any:
-    """Build the injected optimizer over trainable parameters and, if given, its scheduler.
+    """Build the injected optimizer and, if given, its scheduler.
 
+    `params` are parameters or param groups; default the module's trainable parameters.
     Epoch-based schedulers step once per epoch; `ReduceLROnPlateau` watches `monitor`.
     """
-    params = [p for p in module.parameters() if p.requires_grad]
+    if params is None:
+        params = [p for p in module.parameters() if p.requires_grad]
     opt = optimizer(params)
     if scheduler is None:
         return opt
@@ -39,13 +48,24 @@ def configure_optimizers(
     return {"optimizer": opt, "lr_scheduler": config}
 
 
-def classification_metrics(num_classes: int) -> MetricCollection:
-    """Accuracy and macro F1, to be cloned per stage with `prefix="val/"` etc."""
+def classification_metrics(class_names: Sequence[str]) -> MetricCollection:
+    """Accuracy, macro F1, and per-class precision and recall (`precision_<class>`, ...).
+
+    Clone it per stage with `prefix="val/"` etc.
+    """
+    num_classes, labels = len(class_names), list(class_names)
     return MetricCollection(
         {
             "acc": MulticlassAccuracy(num_classes, average="micro"),
             "f1": MulticlassF1Score(num_classes, average="macro"),
-        }
+            "precision": ClasswiseWrapper(
+                MulticlassPrecision(num_classes, average=None), labels, prefix="precision_"
+            ),
+            "recall": ClasswiseWrapper(
+                MulticlassRecall(num_classes, average=None), labels, prefix="recall_"
+            ),
+        },
+        compute_groups=False,  # ClasswiseWrapper does not share state groups
     )
 
 
@@ -65,3 +85,188 @@ def log_confusion_matrix(
     fig, _ = matrix.plot(values, labels=list(class_names))
     fig.set_size_inches(1.0 + 0.7 * len(class_names), 0.8 + 0.7 * len(class_names))
     log_image(module.trainer, key, fig, step=module.current_epoch)
+
+
+def class_weight(
+    weights: Sequence[float] | str | None, counts: Sequence[int] | None, num_classes: int
+) -> torch.Tensor | None:
+    """Cross-entropy class weights: given, "balanced" (inverse frequency of `counts`), or None."""
+    if weights is None:
+        return None
+    if weights == "balanced":
+        if not counts or len(counts) != num_classes or min(counts) == 0:
+            raise ValueError(
+                "class_weights='balanced' needs class_counts with a positive count per class "
+                f"(got {counts}); `zoo` links them from the data, in Python pass them."
+            )
+        counts_t = torch.tensor(counts, dtype=torch.float32)
+        return counts_t.sum() / (num_classes * counts_t)
+    if len(weights) != num_classes:
+        raise ValueError(f"class_weights has {len(weights)} values for {num_classes} classes")
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+class ImageClassificationTask(LightningModule):
+    """A cross-entropy image classifier around a network `net` (B, C, H, W) -> (B, classes).
+
+    Logs `<stage>/loss`, `<stage>/acc`, `<stage>/f1` (macro), per-class precision and recall, and
+    the confusion matrix image at validation and test end. `predict_step` and `predict_images`
+    return one row per image: path, predicted class, true class when known, one probability per
+    class. Subclasses build their network, pass it here and call `save_hyperparameters()`, so the
+    checkpoint alone rebuilds the task, its class names and its preprocessing.
+
+    Args:
+        net: The network, returning logits.
+        class_names: Class names in label order (linked from the datamodule by `zoo`).
+        in_channels: 1 for grayscale, 3 for RGB input (linked).
+        image_size: Input side (linked).
+        mean: Per-channel normalisation mean (linked; one value serves every channel).
+        std: Per-channel normalisation std (linked).
+        class_counts: Training images per class (linked); used by `class_weights="balanced"`.
+        class_weights: Cross-entropy weights per class, or "balanced" (inverse frequency).
+        label_smoothing: Cross-entropy label smoothing.
+        optimizer: Optimizer factory, chosen in YAML.
+        scheduler: Optional LR scheduler factory (stepped per epoch).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        class_names: Sequence[str],
+        in_channels: int,
+        image_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        class_counts: Sequence[int] | None,
+        class_weights: Sequence[float] | Literal["balanced"] | None,
+        label_smoothing: float,
+        optimizer: OptimizerCallable,
+        scheduler: LRSchedulerCallable | None,
+    ) -> None:
+        super().__init__()
+        self.class_names = list(class_names)
+        num_classes = len(self.class_names)
+        if num_classes < 2:
+            raise ValueError(f"Need at least 2 classes, got class_names={self.class_names}")
+        self.net = net
+        weight = class_weight(class_weights, class_counts, num_classes)
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+        metrics = classification_metrics(self.class_names)
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.val_confusion = MulticlassConfusionMatrix(num_classes)
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.preprocess = eval_transform(image_size, mean, std)
+        self.in_channels = in_channels
+
+    @override
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (B, num_classes) for preprocessed images (B, C, H, W)."""
+        return self.net(images).softmax(dim=-1)
+
+    @override
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, self.train_metrics, "train")
+
+    @override
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._shared_step(batch, self.val_metrics, "val", self.val_confusion)
+
+    @override
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._shared_step(batch, self.test_metrics, "test", self.test_confusion)
+
+    def _shared_step(
+        self,
+        batch: Any,
+        metrics: MetricCollection,
+        stage: str,
+        confusion: MulticlassConfusionMatrix | None = None,
+    ) -> torch.Tensor:
+        images, labels, _ = batch
+        logits = self.net(images)
+        loss = self.loss_fn(logits, labels)
+        training, size = stage == "train", len(labels)
+        # Per-step train loss is logged without a cross-rank sync; epoch values are synced.
+        self.log(
+            f"{stage}/loss",
+            loss,
+            prog_bar=True,
+            on_step=training,
+            on_epoch=True,
+            sync_dist=not training,
+            batch_size=size,
+        )
+        metrics.update(logits, labels)
+        if confusion is not None:
+            confusion.update(logits, labels)
+        return loss
+
+    def _log_epoch_metrics(self, metrics: MetricCollection) -> None:
+        """Compute (it syncs across ranks), log and reset an epoch's metrics."""
+        if any(metric.update_called for metric in metrics.values()):
+            values = metrics.compute()  # already global: no sync_dist needed
+            headline = {k: values.pop(k) for k in list(values) if k.endswith(("/acc", "/f1"))}
+            self.log_dict(headline, prog_bar=metrics.prefix == "val/")
+            self.log_dict(values)
+        metrics.reset()
+
+    @override
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics(self.train_metrics)
+
+    @override
+    def on_validation_epoch_start(self) -> None:
+        # Reset here, not after compute: a reset inside `trainer.validate`'s inference mode
+        # would leave inference tensors that a later `fit` cannot update in place.
+        self.val_metrics.reset()
+        self.val_confusion.reset()
+
+    @override
+    def on_test_epoch_start(self) -> None:
+        self.test_metrics.reset()
+        self.test_confusion.reset()
+
+    @override
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics(self.val_metrics)
+        log_confusion_matrix(self, self.val_confusion, self.class_names, "val/confusion_matrix")
+
+    @override
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics(self.test_metrics)
+        log_confusion_matrix(self, self.test_confusion, self.class_names, "test/confusion_matrix")
+
+    @override
+    def predict_step(self, batch: Any, batch_idx: int) -> list[dict[str, Any]]:
+        """One row per image: path, predicted class, true class when known, probabilities."""
+        images, labels, names = batch
+        return self._rows(self(images), names, labels.tolist())
+
+    def _rows(
+        self, probs: torch.Tensor, names: Sequence[str], labels: Sequence[int]
+    ) -> list[dict[str, Any]]:
+        rows = []
+        predicted = probs.argmax(dim=-1).tolist()
+        for name, label, index, p in zip(names, labels, predicted, probs.tolist(), strict=True):
+            row: dict[str, Any] = {"path": name, "predicted": self.class_names[index]}
+            if label >= 0:
+                row["true"] = self.class_names[label]
+            row.update({f"prob_{c}": v for c, v in zip(self.class_names, p, strict=True)})
+            rows.append(row)
+        return rows
+
+    @torch.inference_mode()
+    def predict_images(self, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+        """Predict image files with the preprocessing saved in the checkpoint (no datamodule)."""
+        batch = torch.stack([self.preprocess(load_image(p, self.in_channels)) for p in paths])
+        self.eval()
+        probs = self(batch.to(self.device))
+        return self._rows(probs, [str(p) for p in paths], [-1] * len(paths))
+
+    @override
+    def configure_optimizers(self) -> Any:
+        return configure_optimizers(self, self.optimizer, self.scheduler)

@@ -237,3 +237,24 @@ def test_help_lists_prepare(capsys: pytest.CaptureFixture[str]) -> None:
         cli(["--help"])
     assert exit_info.value.code == 0
     assert "zoo prepare mouths" in capsys.readouterr().out
+
+
+def test_precision_and_recall_equal_hand_computed_values() -> None:
+    from tasks.common import classification_metrics
+
+    metrics = classification_metrics(["cat", "dog", "fox"]).clone(prefix="val/")
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])
+    predicted = torch.tensor([0, 0, 1, 1, 2, 2])
+    metrics.update(torch.nn.functional.one_hot(predicted, 3).float(), labels)
+    values = {k: round(v.item(), 4) for k, v in metrics.compute().items()}
+    # cat: 2 of 2 predicted are right, 2 of 3 found; dog: 1/2, 1/2; fox: 1/2, 1/1.
+    assert values == {
+        "val/acc": round(4 / 6, 4),
+        "val/f1": round((0.8 + 0.5 + 2 / 3) / 3, 4),
+        "val/precision_cat": 1.0,
+        "val/precision_dog": 0.5,
+        "val/precision_fox": 0.5,
+        "val/recall_cat": round(2 / 3, 4),
+        "val/recall_dog": 0.5,
+        "val/recall_fox": 1.0,
+    }
