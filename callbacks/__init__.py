@@ -1,6 +1,7 @@
 """Callbacks shared by every task: LR schedules, diagnostics, prediction writing, media."""
 
 from callbacks.first_layer import FirstLayerFilters
+from callbacks.freeze_backbone import FreezeBackbone
 from callbacks.histograms import ActivationHistograms
 from callbacks.initial_loss import InitialLossCheck
 from callbacks.lr_finder import LRFinder
@@ -11,6 +12,7 @@ from callbacks.update_ratio import UpdateRatioMonitor
 __all__ = [
     "ActivationHistograms",
     "FirstLayerFilters",
+    "FreezeBackbone",
     "InitialLossCheck",
     "LRFinder",
     "LRSchedule",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.loggers.logger import DummyLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
@@ -29,8 +29,16 @@ def _muted(trainer: Trainer) -> bool:
 
 
 def run_dir(trainer: Trainer) -> Path:
-    """The directory this run writes to: the logger's version folder, else `default_root_dir`."""
-    return Path(trainer.log_dir or trainer.default_root_dir)
+    """The directory this run writes to: the logger's version folder, else `default_root_dir`.
+
+    Unlike `trainer.log_dir` it runs no collective, so rank zero alone may call it (a broadcast
+    called on one rank only would hang a multi-GPU run).
+    """
+    logger = trainer.loggers[0] if trainer.loggers else None
+    if logger is None:
+        return Path(trainer.default_root_dir)
+    folder = logger.log_dir if isinstance(logger, (TensorBoardLogger, CSVLogger)) else None
+    return Path(folder or logger.save_dir or trainer.default_root_dir)
 
 
 def _to_hwc_uint8(image: Figure | np.ndarray | torch.Tensor) -> np.ndarray:

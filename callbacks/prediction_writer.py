@@ -11,8 +11,6 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
 
-from callbacks.media import run_dir
-
 
 class PredictionWriter(BasePredictionWriter):
     """Write the rows `predict_step` returns to `<run dir>/predictions.csv`, batch by batch.
@@ -41,7 +39,8 @@ class PredictionWriter(BasePredictionWriter):
 
     @override
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        folder = Path(self.output_dir) if self.output_dir else run_dir(trainer)
+        # trainer.log_dir is a collective: fine here, every rank runs this hook.
+        folder = Path(self.output_dir or trainer.log_dir or trainer.default_root_dir)
         name = self.filename
         if trainer.world_size > 1:
             name = name.replace(".csv", f".rank{trainer.global_rank}.csv")

@@ -374,6 +374,11 @@ class ImageClassificationDataModule(LightningDataModule):
     def read_root(self) -> ImageSource:
         """Class-per-folder images: `root/train/<class>/*`, optional `root/val/`, `root/test/`."""
         names = class_folders(self.root / "train")
+        if len(names) < 2:
+            raise ValueError(
+                f"{self.root / 'train'} has only the class folder {names}: a classifier needs at "
+                f"least two classes, e.g. train/logo/ and train/others/."
+            )
         splits, gray = {}, False
         for split in ("train", "val", "test"):
             if split != "train" and not (self.root / split).is_dir():

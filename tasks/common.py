@@ -33,12 +33,15 @@ def configure_optimizers(
 ) -> Any:
     """Build the injected optimizer and, if given, its scheduler.
 
-    `params` are parameters or param groups; default the module's trainable parameters.
+    `params` are parameters or param groups; default the module's trainable parameters. A group's
+    `lr_scale` multiplies the optimizer's LR for that group (e.g. 0.1 for a pretrained backbone).
     Epoch-based schedulers step once per epoch; `ReduceLROnPlateau` watches `monitor`.
     """
     if params is None:
         params = [p for p in module.parameters() if p.requires_grad]
     opt = optimizer(params)
+    for group in opt.param_groups:
+        group["lr"] *= group.get("lr_scale", 1.0)
     if scheduler is None:
         return opt
     sched = scheduler(opt)

@@ -10,7 +10,10 @@ from tasks.cli import cli
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 # Per-config overrides that keep the demo data tiny; a config absent here runs as shipped.
-TINY = {"face_expression": ["--data.init_args.demo_per_class=16"]}
+TINY = {
+    "face_expression": ["--data.init_args.demo_per_class=16"],
+    "logo": ["--data.init_args.demo_per_class=8", "--data.init_args.image_size=32"],
+}
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
