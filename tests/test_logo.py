@@ -248,3 +248,31 @@ def test_unfrozen_backbone_stays_in_sync_under_ddp(tmp_path: Path) -> None:
     assert start0 == start1  # same initial weights
     assert end0 != start0  # the backbone trained after unfreezing...
     assert end0 == end1  # ...with gradients all-reduced: both ranks hold the same weights
+
+
+def test_advprop_normalisation_reaches_the_task() -> None:
+    result = cli(
+        [
+            "fit",
+            "-c",
+            CONFIG,
+            "--data.init_args.demo_per_class=8",
+            "--data.init_args.image_size=32",
+            "--data.init_args.normalization=advprop",
+            "--trainer.fast_dev_run=1",
+        ]
+    )
+    assert list(result.model.hparams.mean) == [0.5, 0.5, 0.5]
+    assert list(result.model.hparams.std) == [0.5, 0.5, 0.5]
+    image, _, _ = result.datamodule.datasets["val"][0]
+    assert image.min() >= -1.0 - 1e-6
+    assert image.max() <= 1.0 + 1e-6
+
+
+def test_eval_transform_keeps_the_whole_poster() -> None:
+    data = LogoDataModule(image_size=32)
+    poster = torch.zeros(3, 40, 120, dtype=torch.uint8)  # wide poster, logo at the far right
+    poster[:, :, 110:] = 255
+    out = data.eval_transform()(poster)
+    assert out.shape == (3, 32, 32)
+    assert out[:, :, -2:].mean() > out[:, :, :2].mean() + 1.0  # no centre crop cut it off
