@@ -371,6 +371,24 @@ class ImageClassificationDataModule(LightningDataModule):
         """The built-in synthetic source."""
         raise NotImplementedError(f"{type(self).__name__} has no demo source")
 
+    def demo_source(
+        self,
+        make: Callable[[int, int, int], tuple[np.ndarray, np.ndarray]],
+        class_names: Sequence[str],
+        description: str,
+    ) -> ImageSource:
+        """A demo from `make(num_per_class, size, seed)`: train, and a quarter each for val/test.
+
+        Each split has its own seed (seed, seed + 1, seed + 2), so no image is in two splits.
+        """
+        splits = {}
+        counts = (self.demo_per_class, self.demo_per_class // 4, self.demo_per_class // 4)
+        for offset, (split, count) in enumerate(zip(("train", "val", "test"), counts, strict=True)):
+            images, labels = make(max(count, 1), self.image_size, self.seed + offset)
+            names = [f"demo/{split}/{i:05d}" for i in range(len(labels))]
+            splits[split] = Split(labels.tolist(), names, images=images)
+        return ImageSource(list(class_names), splits, images.shape[-1], description)
+
     def read_root(self) -> ImageSource:
         """Class-per-folder images: `root/train/<class>/*`, optional `root/val/`, `root/test/`."""
         names = class_folders(self.root / "train")

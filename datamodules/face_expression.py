@@ -259,13 +259,7 @@ class FaceExpressionDataModule(ImageClassificationDataModule):
 
     def read_demo(self) -> ImageSource:
         """Seeded synthetic mouth crops: train, and a quarter as many for val and test."""
-        splits = {}
-        counts = (self.demo_per_class, self.demo_per_class // 4, self.demo_per_class // 4)
-        for offset, (split, count) in enumerate(zip(("train", "val", "test"), counts, strict=True)):
-            images, labels = make_mouths(max(count, 1), self.image_size, self.seed + offset)
-            names = [f"demo/{split}/{i:05d}" for i in range(len(labels))]
-            splits[split] = Split(labels.tolist(), names, images=images)
-        return ImageSource(list(CLASS_NAMES), splits, 3, "demo (synthetic mouths, not real faces)")
+        return self.demo_source(make_mouths, CLASS_NAMES, "demo (synthetic mouths, not real faces)")
 
     def read_root(self) -> ImageSource:
         """FER2013 CSV when `root` is (or holds) one, else class folders."""

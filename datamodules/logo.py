@@ -8,7 +8,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from datamodules.common import ImageClassificationDataModule, ImageSource, Split
+from datamodules.common import ImageClassificationDataModule, ImageSource
 
 # --- demo source: procedural posters with and without one fixed emblem ------------------------
 
@@ -183,13 +183,7 @@ class LogoDataModule(ImageClassificationDataModule):
 
     def read_demo(self) -> ImageSource:
         """Seeded synthetic posters with and without the emblem."""
-        splits = {}
-        counts = (self.demo_per_class, self.demo_per_class // 4, self.demo_per_class // 4)
-        for offset, (split, count) in enumerate(zip(("train", "val", "test"), counts, strict=True)):
-            images, labels = make_logos(max(count, 1), self.image_size, self.seed + offset)
-            names = [f"demo/{split}/{i:05d}" for i in range(len(labels))]
-            splits[split] = Split(labels.tolist(), names, images=images)
-        return ImageSource(list(CLASS_NAMES), splits, 3, "demo (synthetic posters, not real logos)")
+        return self.demo_source(make_logos, CLASS_NAMES, "demo (synthetic posters, not real logos)")
 
     def read_root(self) -> ImageSource:
         """Class folders; logo images are always read as RGB."""
