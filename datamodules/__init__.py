@@ -1,6 +1,7 @@
 """LightningDataModules, one per application; each falls back to a built-in `demo` source."""
 
+from datamodules.cat_segmentation import CatSegmentationDataModule
 from datamodules.face_expression import FaceExpressionDataModule
 from datamodules.logo import LogoDataModule
 
-__all__ = ["FaceExpressionDataModule", "LogoDataModule"]
+__all__ = ["CatSegmentationDataModule", "FaceExpressionDataModule", "LogoDataModule"]

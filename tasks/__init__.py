@@ -1,6 +1,7 @@
 """LightningModules, one per application, plus the `zoo` command line (`tasks.cli`)."""
 
+from tasks.cat_segmentation import CatSegmentationTask
 from tasks.face_expression import FaceExpressionTask
 from tasks.logo import LogoTask
 
-__all__ = ["FaceExpressionTask", "LogoTask"]
+__all__ = ["CatSegmentationTask", "FaceExpressionTask", "LogoTask"]

@@ -33,6 +33,8 @@ DATA_TO_MODEL = {
 
 EPILOG = """data preparation:
   zoo prepare mouths SRC DST   crop mouth regions of face photos (class-per-folder) for training
+  zoo prepare labelme SRC DST --labels labels.txt
+                               labelme JSON polygons -> VOC-style masks for segmentation
 
 examples:
   zoo fit -c configs/face_expression.yaml
@@ -102,7 +104,32 @@ def prepare_main(argv: Sequence[str]) -> None:
     mouths.add_argument(
         "--no-smile", action="store_true", help="do not refine the crop with the smile cascade"
     )
+    labelme = steps.add_parser(
+        "labelme",
+        help="convert labelme JSON polygons to a VOC-style segmentation folder",
+        description="Convert labelme annotations (SRC/**/*.json) to DST/JPEGImages/*.jpg, "
+        "DST/SegmentationClassPNG/*.png (palette class-index masks, 255 = __ignore__) and "
+        "DST/class_names.txt, ready for --data.init_args.root DST.",
+    )
+    labelme.add_argument("src", type=Path, help="folder with labelme's *.json (and images)")
+    labelme.add_argument("dst", type=Path, help="output folder (VOC layout)")
+    labelme.add_argument(
+        "--labels",
+        type=Path,
+        required=True,
+        help="labels file: __ignore__, _background_, then one class per line",
+    )
+    labelme.add_argument(
+        "--no-viz", action="store_true", help="skip SegmentationClassVisualization/ overlays"
+    )
     options = parser.parse_args(argv)
+    if options.step == "labelme":
+        from datamodules.cat_segmentation import convert_labelme
+
+        report = convert_labelme(
+            options.src, options.dst, options.labels, visualize=not options.no_viz
+        )
+        print(report.summary())
     if options.step == "mouths":
         from datamodules.face_expression import prepare_mouths
 

@@ -11,6 +11,11 @@ from tasks.cli import cli
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 # Per-config overrides that keep the demo data tiny; a config absent here runs as shipped.
 TINY = {
+    "cat_segmentation": [
+        "--data.init_args.demo_images=8",
+        "--data.init_args.image_size=32",
+        "--model.init_args.init_features=4",
+    ],
     "face_expression": ["--data.init_args.demo_per_class=16"],
     "logo": ["--data.init_args.demo_per_class=8", "--data.init_args.image_size=32"],
 }
