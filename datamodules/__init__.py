@@ -2,6 +2,7 @@
 
 from datamodules.cat_segmentation import CatSegmentationDataModule
 from datamodules.face_expression import FaceExpressionDataModule
+from datamodules.imdb import ImdbDataModule
 from datamodules.logo import LogoDataModule
 
-__all__ = ["CatSegmentationDataModule", "FaceExpressionDataModule", "LogoDataModule"]
+__all__ = ["CatSegmentationDataModule", "FaceExpressionDataModule", "ImdbDataModule", "LogoDataModule"]

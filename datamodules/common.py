@@ -441,6 +441,8 @@ class ImageClassificationDataModule(LightningDataModule):
         for split, data in source.splits.items():
             transform = self.train_transform() if split == "train" else self.eval_transform()
             self.datasets[split] = data.dataset(self.num_channels, transform)
+        if stage == "test" and "test" not in source.splits:
+            rank_zero_warn("No test split: testing on the validation split.")
         if stage == "predict":
             if self.predict_path:
                 files = predict_files(self.predict_path)
@@ -470,8 +472,6 @@ class ImageClassificationDataModule(LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         """Test batches (the test split, or validation when there is none)."""
-        if "test" not in self.datasets:
-            rank_zero_warn("No test split: testing on the validation split.")
         return self._loader("test" if "test" in self.datasets else "val")
 
     def predict_dataloader(self) -> DataLoader:

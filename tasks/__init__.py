@@ -2,6 +2,7 @@
 
 from tasks.cat_segmentation import CatSegmentationTask
 from tasks.face_expression import FaceExpressionTask
+from tasks.imdb_lstm import ImdbSentimentTask
 from tasks.logo import LogoTask
 
-__all__ = ["CatSegmentationTask", "FaceExpressionTask", "LogoTask"]
+__all__ = ["CatSegmentationTask", "FaceExpressionTask", "ImdbSentimentTask", "LogoTask"]

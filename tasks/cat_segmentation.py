@@ -140,13 +140,17 @@ class DiceCELoss(nn.Module):
 
 
 def _cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean BCE (one channel) or cross-entropy over the pixels that are not ignored."""
+    """Mean BCE (one channel) or cross-entropy over the pixels that are not ignored.
+
+    A masked mean, not boolean indexing: no host-device sync, and 0 when all is ignored.
+    """
     valid = target != IGNORE_INDEX
-    if not valid.any():
-        return logits.sum() * 0.0  # keeps the graph; nothing to learn from this batch
     if logits.shape[1] == 1:
-        return F.binary_cross_entropy_with_logits(logits[:, 0][valid], target[valid].float())
-    return F.cross_entropy(logits, target.long(), ignore_index=IGNORE_INDEX)
+        truth = (target == 1).float()
+        loss = F.binary_cross_entropy_with_logits(logits[:, 0], truth, reduction="none")
+    else:
+        loss = F.cross_entropy(logits, target.long(), ignore_index=IGNORE_INDEX, reduction="none")
+    return (loss * valid).sum() / valid.sum().clamp(min=1)
 
 
 class CatSegmentationTask(LightningModule):
@@ -200,13 +204,13 @@ class CatSegmentationTask(LightningModule):
         self.binary = num_classes == 2
         self.net = UNet(in_channels, 1 if self.binary else num_classes, init_features)
         self.loss_fn = DiceCELoss(dice_weight, smooth)
-        # Per-class scores accumulated over all pixels of the epoch; Dice is the pixel F1.
+        # Per-class scores accumulated over all pixels of the epoch; Dice is the pixel F1. The
+        # datamodule checked the mask values, so skip torchmetrics' per-step `unique` checks.
+        options = {"average": "none", "ignore_index": IGNORE_INDEX, "validate_args": False}
         metrics = MetricCollection(
             {
-                "dice": MulticlassF1Score(num_classes, average="none", ignore_index=IGNORE_INDEX),
-                "iou": MulticlassJaccardIndex(
-                    num_classes, average="none", ignore_index=IGNORE_INDEX
-                ),
+                "dice": MulticlassF1Score(num_classes, **options),
+                "iou": MulticlassJaccardIndex(num_classes, **options),
             }
         )
         self.train_metrics = metrics.clone(prefix="train/")
@@ -301,7 +305,7 @@ class CatSegmentationTask(LightningModule):
             )
             tiles = []
             for image, true_mask, mask in zip(
-                self._to_uint8(images), truth, predicted, strict=True
+                self.denormalize(images), truth, predicted, strict=True
             ):
                 tiles += [image, self.overlay(image, true_mask), self.overlay(image, mask)]
             # One row per image: the image, the true mask, the prediction.
@@ -321,7 +325,7 @@ class CatSegmentationTask(LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics(self.test_metrics)
 
-    def _to_uint8(self, images: torch.Tensor) -> torch.Tensor:
+    def denormalize(self, images: torch.Tensor) -> torch.Tensor:
         """Undo the normalisation: (B, C, H, W) uint8 for display."""
         mean = torch.tensor(self.hparams.mean, device=images.device).view(1, -1, 1, 1)
         std = torch.tensor(self.hparams.std, device=images.device).view(1, -1, 1, 1)

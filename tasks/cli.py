@@ -29,6 +29,8 @@ DATA_TO_MODEL = {
     "mean": "mean",
     "std": "std",
     "class_counts": "class_counts",
+    "vocab": "vocab",
+    "max_length": "max_length",
 }
 
 EPILOG = """data preparation:

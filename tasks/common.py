@@ -90,6 +90,19 @@ def log_confusion_matrix(
     log_image(module.trainer, key, fig, step=module.current_epoch)
 
 
+def log_epoch_metrics(module: LightningModule, metrics: MetricCollection) -> None:
+    """Compute (it syncs across ranks) and log an epoch's classification metrics.
+
+    Accuracy and F1 go to the progress bar for validation. Reset happens at the next epoch's
+    start (see `log_confusion_matrix`).
+    """
+    if any(metric.update_called for metric in metrics.values()):
+        values = metrics.compute()  # already global: no sync_dist needed
+        headline = {k: values.pop(k) for k in list(values) if k.endswith(("/acc", "/f1"))}
+        module.log_dict(headline, prog_bar=metrics.prefix == "val/")
+        module.log_dict(values)
+
+
 def class_weight(
     weights: Sequence[float] | str | None, counts: Sequence[int] | None, num_classes: int
 ) -> torch.Tensor | None:
@@ -208,18 +221,13 @@ class ImageClassificationTask(LightningModule):
             confusion.update(logits, labels)
         return loss
 
-    def _log_epoch_metrics(self, metrics: MetricCollection) -> None:
-        """Compute (it syncs across ranks), log and reset an epoch's metrics."""
-        if any(metric.update_called for metric in metrics.values()):
-            values = metrics.compute()  # already global: no sync_dist needed
-            headline = {k: values.pop(k) for k in list(values) if k.endswith(("/acc", "/f1"))}
-            self.log_dict(headline, prog_bar=metrics.prefix == "val/")
-            self.log_dict(values)
-        metrics.reset()
+    @override
+    def on_train_epoch_start(self) -> None:
+        self.train_metrics.reset()
 
     @override
     def on_train_epoch_end(self) -> None:
-        self._log_epoch_metrics(self.train_metrics)
+        log_epoch_metrics(self, self.train_metrics)
 
     @override
     def on_validation_epoch_start(self) -> None:
@@ -235,12 +243,12 @@ class ImageClassificationTask(LightningModule):
 
     @override
     def on_validation_epoch_end(self) -> None:
-        self._log_epoch_metrics(self.val_metrics)
+        log_epoch_metrics(self, self.val_metrics)
         log_confusion_matrix(self, self.val_confusion, self.class_names, "val/confusion_matrix")
 
     @override
     def on_test_epoch_end(self) -> None:
-        self._log_epoch_metrics(self.test_metrics)
+        log_epoch_metrics(self, self.test_metrics)
         log_confusion_matrix(self, self.test_confusion, self.class_names, "test/confusion_matrix")
 
     @override

@@ -17,6 +17,12 @@ TINY = {
         "--model.init_args.init_features=4",
     ],
     "face_expression": ["--data.init_args.demo_per_class=16"],
+    "imdb_lstm": [
+        "--data.init_args.demo_reviews=64",
+        "--data.init_args.batch_size=16",
+        "--model.init_args.embedding_dim=8",
+        "--model.init_args.hidden_dim=8",
+    ],
     "logo": ["--data.init_args.demo_per_class=8", "--data.init_args.image_size=32"],
 }
 

@@ -9,7 +9,10 @@ import matplotlib
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
-SMALL = {"face_expression": {"DEMO_PER_CLASS": 16, "EPOCHS": 1}}
+SMALL = {
+    "face_expression": {"DEMO_PER_CLASS": 16, "EPOCHS": 1},
+    "cat_segmentation": {"DEMO_IMAGES": 8, "IMAGE_SIZE": 32, "FEATURES": 4, "EPOCHS": 1},
+}
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])

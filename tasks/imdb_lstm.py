@@ -1,0 +1,295 @@
+"""IMDB sentiment: a packed bidirectional LSTM over word embeddings, cross-entropy.
+
+Metrics: accuracy, macro F1, per-class precision and recall, confusion matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassConfusionMatrix
+from typing_extensions import override
+
+from datamodules.imdb import Vocab, basic_english, pad_batch
+from tasks.common import (
+    classification_metrics,
+    configure_optimizers,
+    log_confusion_matrix,
+    log_epoch_metrics,
+)
+
+
+class SentimentLSTM(nn.Module):
+    """Embedding -> dropout -> (bi)LSTM over packed sequences -> last hidden states -> Linear.
+
+    Packing runs each review only over its real tokens, so padding never reaches the LSTM and
+    the last hidden state is the one after the last real word (in both directions).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int = 2,
+        embedding_dim: int = 300,
+        hidden_dim: int = 300,
+        num_layers: int = 2,
+        bidirectional: bool = True,
+        dropout: float = 0.5,
+        pad_index: int = 0,
+    ) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
+        self.lstm = nn.LSTM(
+            embedding_dim,
+            hidden_dim,
+            num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(hidden_dim * (2 if bidirectional else 1), num_classes)
+
+    @override
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        embedded = self.dropout(self.embedding(ids))  # (B, T, E)
+        packed = pack_padded_sequence(
+            embedded, lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        _, (hidden, _) = self.lstm(packed)  # hidden: (layers * directions, B, H)
+        if self.lstm.bidirectional:  # the last layer's forward and backward states
+            last = torch.cat([hidden[-2], hidden[-1]], dim=-1)  # (B, 2H)
+        else:
+            last = hidden[-1]
+        return self.fc(self.dropout(last))  # (B, classes)
+
+
+def load_word_vectors(path: str | Path, vocab: Vocab, embedding: nn.Embedding) -> float:
+    """Copy vectors of a GloVe-format text file ("word v1 v2 ...") into `embedding`.
+
+    Words are matched as the tokenizer writes them (lowercase). Returns the share of the
+    vocabulary found; the others keep their random initialisation.
+    """
+    dim, found = embedding.embedding_dim, 0
+    weight = embedding.weight.data
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            word, _, rest = line.rstrip().partition(" ")
+            index = vocab.stoi.get(word)
+            if index is None or index < 2:
+                continue
+            values = rest.split(" ")
+            if len(values) != dim:
+                raise ValueError(
+                    f"{path}:{number}: {len(values)} values for {word!r}, but embedding_dim is "
+                    f"{dim}. Set --model.init_args.embedding_dim {len(values)}."
+                )
+            weight[index] = torch.tensor([float(v) for v in values])
+            found += 1
+    share = found / max(len(vocab) - 2, 1)
+    rank_zero_info(f"Word vectors from {path}: {found} of {len(vocab) - 2} tokens ({share:.1%})")
+    return share
+
+
+class ImdbSentimentTask(LightningModule):
+    """Classify reviews as neg/pos with a packed bidirectional LSTM (defaults as the course).
+
+    Logs `<stage>/loss`, `<stage>/acc`, `<stage>/f1` (macro), per-class precision and recall, and
+    the confusion matrix at validation and test end. The vocabulary is a hyperparameter, saved in
+    the checkpoint: `predict_texts` and `zoo predict` tokenise raw text with it, so a checkpoint
+    alone predicts.
+
+    Args:
+        vocab: Tokens by id, `<pad>` and `<unk>` first (linked from the datamodule by `zoo`).
+        class_names: Class names in label order (linked).
+        max_length: Reviews are cut to this many tokens (linked).
+        embedding_dim: Word embedding size.
+        hidden_dim: LSTM hidden size per direction.
+        num_layers: Stacked LSTM layers.
+        bidirectional: Read reviews both ways.
+        dropout: Dropout on embeddings, between LSTM layers and before the classifier.
+        word_vectors: Optional GloVe-format text file to initialise the embeddings.
+        optimizer: Optimizer factory, chosen in YAML.
+        scheduler: Optional LR scheduler factory (stepped per epoch).
+    """
+
+    def __init__(
+        self,
+        vocab: Sequence[str],
+        class_names: Sequence[str] = ("neg", "pos"),
+        max_length: int = 256,
+        embedding_dim: int = 300,
+        hidden_dim: int = 300,
+        num_layers: int = 2,
+        bidirectional: bool = True,
+        dropout: float = 0.5,
+        word_vectors: str | None = None,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.vocab = Vocab(list(vocab))
+        self.class_names = list(class_names)
+        self.net = self._network(len(self.vocab))
+        if word_vectors:
+            load_word_vectors(word_vectors, self.vocab, self.net.embedding)
+        self.loss_fn = nn.CrossEntropyLoss()
+        metrics = classification_metrics(self.class_names)
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.val_confusion = MulticlassConfusionMatrix(len(self.class_names))
+        self.test_confusion = MulticlassConfusionMatrix(len(self.class_names))
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+
+    def _network(self, vocab_size: int) -> SentimentLSTM:
+        hp = self.hparams
+        return SentimentLSTM(
+            vocab_size,
+            len(self.class_names),
+            hp.embedding_dim,
+            hp.hidden_dim,
+            hp.num_layers,
+            hp.bidirectional,
+            hp.dropout,
+        )
+
+    @override
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (B, classes) for padded ids (B, T) and their lengths (B,)."""
+        return self.net(ids, lengths).softmax(dim=-1)
+
+    @override
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, self.train_metrics, "train")
+
+    @override
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, self.val_metrics, "val", self.val_confusion)
+
+    @override
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, self.test_metrics, "test", self.test_confusion)
+
+    def _shared_step(
+        self,
+        batch: dict[str, torch.Tensor],
+        metrics: MetricCollection,
+        stage: str,
+        confusion: MulticlassConfusionMatrix | None = None,
+    ) -> torch.Tensor:
+        logits = self.net(batch["ids"], batch["lengths"])
+        labels = batch["label"]
+        loss = self.loss_fn(logits, labels)
+        training = stage == "train"
+        # Per-step train loss is logged without a cross-rank sync; epoch values are synced.
+        self.log(
+            f"{stage}/loss",
+            loss,
+            prog_bar=True,
+            on_step=training,
+            on_epoch=True,
+            sync_dist=not training,
+            batch_size=len(labels),
+        )
+        metrics.update(logits, labels)
+        if confusion is not None:
+            confusion.update(logits, labels)
+        return loss
+
+    @override
+    def on_train_epoch_start(self) -> None:
+        self.train_metrics.reset()
+
+    @override
+    def on_train_epoch_end(self) -> None:
+        log_epoch_metrics(self, self.train_metrics)
+
+    @override
+    def on_validation_epoch_start(self) -> None:
+        self.val_metrics.reset()  # at the start: see log_confusion_matrix
+        self.val_confusion.reset()
+
+    @override
+    def on_validation_epoch_end(self) -> None:
+        log_epoch_metrics(self, self.val_metrics)
+        log_confusion_matrix(self, self.val_confusion, self.class_names, "val/confusion_matrix")
+
+    @override
+    def on_test_epoch_start(self) -> None:
+        self.test_metrics.reset()
+        self.test_confusion.reset()
+
+    @override
+    def on_test_epoch_end(self) -> None:
+        log_epoch_metrics(self, self.test_metrics)
+        log_confusion_matrix(self, self.test_confusion, self.class_names, "test/confusion_matrix")
+
+    @override
+    def predict_step(self, batch: dict[str, list[Any]], batch_idx: int) -> list[dict[str, Any]]:
+        """One row per review: id, predicted label, true label when known, probabilities, text."""
+        return self._rows(batch["text"], batch["id"], batch["label"])
+
+    def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenise and pad raw texts with this model's vocabulary and `max_length`."""
+        samples = []
+        for text in texts:
+            ids = self.vocab.encode(basic_english(text)[: self.hparams.max_length]) or [1]
+            samples.append((torch.tensor(ids), -1))
+        return pad_batch(samples)
+
+    def _rows(
+        self, texts: Sequence[str], ids: Sequence[str], labels: Sequence[int]
+    ) -> list[dict[str, Any]]:
+        batch = self.encode(texts)
+        probs = self(batch["ids"].to(self.device), batch["lengths"])
+        rows = []
+        predicted = probs.argmax(dim=-1).tolist()
+        for text, name, label, index, p in zip(
+            texts, ids, labels, predicted, probs.tolist(), strict=True
+        ):
+            row: dict[str, Any] = {"id": name, "predicted": self.class_names[index]}
+            if label >= 0:
+                row["true"] = self.class_names[label]
+            row.update({f"prob_{c}": v for c, v in zip(self.class_names, p, strict=True)})
+            row["text"] = text
+            rows.append(row)
+        return rows
+
+    @torch.inference_mode()
+    def predict_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """Classify raw reviews with the vocabulary saved in the checkpoint (no datamodule)."""
+        self.eval()
+        return self._rows(list(texts), [str(i) for i in range(len(texts))], [-1] * len(texts))
+
+    @override
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The trained embeddings are in the checkpoint: loading it must not need the vector file.
+        checkpoint["hyper_parameters"]["word_vectors"] = None
+
+    @override
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # `zoo predict --ckpt_path` builds the task from the current data's vocabulary; the
+        # checkpoint's own vocabulary (and embedding size) wins.
+        vocab = list(checkpoint["hyper_parameters"]["vocab"])
+        if vocab != self.vocab.itos:
+            self.vocab = Vocab(vocab)
+            self.hparams.vocab = vocab
+            self.net.embedding = nn.Embedding(
+                len(vocab), self.hparams.embedding_dim, padding_idx=0
+            ).to(self.device)
+
+    @override
+    def configure_optimizers(self) -> Any:
+        return configure_optimizers(self, self.optimizer, self.scheduler)
