@@ -5,4 +5,9 @@ from datamodules.face_expression import FaceExpressionDataModule
 from datamodules.imdb import ImdbDataModule
 from datamodules.logo import LogoDataModule
 
-__all__ = ["CatSegmentationDataModule", "FaceExpressionDataModule", "ImdbDataModule", "LogoDataModule"]
+__all__ = [
+    "CatSegmentationDataModule",
+    "FaceExpressionDataModule",
+    "ImdbDataModule",
+    "LogoDataModule",
+]

@@ -31,6 +31,7 @@ from datamodules.common import (
     image_info,
     is_image_file,
     load_image,
+    make_loader,
     predict_files,
     split_indices,
 )
@@ -972,14 +973,8 @@ class CatSegmentationDataModule(LightningDataModule):
                 )
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            collate_fn=collate,
-            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
+        return make_loader(
+            self.datasets[split], self.batch_size, self.num_workers, shuffle, collate
         )
 
     def train_dataloader(self) -> DataLoader:

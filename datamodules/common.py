@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
@@ -199,6 +199,30 @@ def predict_files(predict_path: str | Path | Sequence[str | Path]) -> list[Path]
     if not files:
         raise ValueError(f"predict_path {predict_path} holds no image files {IMAGE_EXTENSIONS}.")
     return files
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    num_workers: int,
+    train: bool = False,
+    collate_fn: Callable | None = None,
+    sampler: Sampler | None = None,
+) -> DataLoader:
+    """The zoo's DataLoader; workers persist across epochs.
+
+    Training shuffles (unless a `sampler` orders the samples) and drops a last partial batch.
+    """
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        collate_fn=collate_fn,
+        drop_last=train and len(dataset) > batch_size,
+    )
 
 
 def split_indices(n: int, val_split: float, seed: int) -> tuple[list[int], list[int]]:
@@ -453,14 +477,7 @@ class ImageClassificationDataModule(LightningDataModule):
                 self.datasets["predict"] = self.datasets["val"]
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
-        )
+        return make_loader(self.datasets[split], self.batch_size, self.num_workers, shuffle)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled, augmented training batches of (images, labels, names)."""

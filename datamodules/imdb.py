@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from datamodules.common import split_indices
+from datamodules.common import make_loader, split_indices
 
 CLASS_NAMES = ("neg", "pos")
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1
@@ -34,28 +35,38 @@ CACHE_VERSION = 1  # bump when the tokenizer or the cache layout changes
 
 # --- tokenizer and vocabulary ------------------------------------------------------------------
 
-# torchtext's basic_english applies 12 regex substitutions in order: ' -> " '  ", remove ",
-# . -> " . ", <br /> -> " ", , ( ) ! ? -> spaced, ; and : -> " ", whitespace runs -> " ", then
-# splits. The one-character rules only add spaces around their character, so after removing quotes
-# and <br /> (in torchtext's order), one `str.translate` and `split()` give the same tokens faster.
-_SPACED = str.maketrans(
-    {
-        "'": " '  ",
-        ".": " . ",
-        ",": " , ",
-        "(": " ( ",
-        ")": " ) ",
-        "!": " ! ",
-        "?": " ? ",
-        ";": " ",
-        ":": " ",
-    }
-)
+# torchtext's basic_english runs 12 regex substitutions in order. Each pattern but the last is a
+# literal string, so the same replacements as `str.replace` calls, in the same order, give the
+# same text; `split()` does the last one (whitespace runs). About 2.5x faster than the regexes.
+_RULES = (("'", " '  "), ('"', ""), (".", " . "), ("<br />", " "), (",", " , "), ("(", " ( "),
+          (")", " ) "), ("!", " ! "), ("?", " ? "), (";", " "), (":", " "))  # fmt: skip
+
+
+# torchtext.data.utils._basic_english_normalize's patterns, verbatim: the reference.
+_TORCHTEXT = [
+    (re.compile(pattern), replacement)
+    for pattern, replacement in zip(
+        [r"\'", r"\"", r"\.", r"<br \/>", r",", r"\(", r"\)", r"\!", r"\?", r"\;", r"\:", r"\s+"],
+        [" '  ", "", " . ", " ", " , ", " ( ", " ) ", " ! ", " ? ", " ", " ", " "],
+        strict=True,
+    )
+]
+
+
+def basic_english_regex(text: str) -> list[str]:
+    """Torchtext's own implementation, regex by regex: the reference `basic_english` matches."""
+    text = text.lower()
+    for pattern, replacement in _TORCHTEXT:
+        text = pattern.sub(replacement, text)
+    return text.split()
 
 
 def basic_english(text: str) -> list[str]:
     """Tokenise like torchtext's `basic_english`: lowercase, its 12 substitutions, split."""
-    return text.lower().replace('"', "").replace("<br />", " ").translate(_SPACED).split()
+    text = text.lower()
+    for old, new in _RULES:
+        text = text.replace(old, new)
+    return text.split()
 
 
 @dataclass
@@ -717,21 +728,14 @@ class ImdbDataModule(LightningDataModule):
                 self.datasets["predict"] = _TextDataset(val.texts, val.ids, val.labels)
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
-        dataset = self.datasets[split]
         pad_to = self.max_length if self.fixed_padding else None
         sampler = None
         if train and self.bucketing and not self.fixed_padding:
             lengths = self.encoded.splits[split].lengths(self.max_length)
             sampler = LengthBucketSampler(lengths, self.batch_size, seed=self.seed)
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=train and sampler is None,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            collate_fn=functools.partial(pad_batch, pad_to=pad_to),
-            drop_last=train and len(dataset) > self.batch_size,
+        collate = functools.partial(pad_batch, pad_to=pad_to)
+        return make_loader(
+            self.datasets[split], self.batch_size, self.num_workers, train, collate, sampler
         )
 
     def train_dataloader(self) -> DataLoader:

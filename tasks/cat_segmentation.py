@@ -23,7 +23,7 @@ from typing_extensions import override
 from callbacks.media import log_image
 from datamodules.cat_segmentation import IGNORE_INDEX, voc_colormap
 from datamodules.common import eval_transform, load_image
-from tasks.common import configure_optimizers
+from tasks.common import configure_optimizers, log_loss
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -252,17 +252,7 @@ class CatSegmentationTask(LightningModule):
         images, masks = batch["image"], batch["mask"]  # (B, C, H, W) float, (B, H, W) int64
         logits = self.net(images)
         loss = self.loss_fn(logits, masks)
-        training = stage == "train"
-        # Per-step train loss is logged without a cross-rank sync; epoch values are synced.
-        self.log(
-            f"{stage}/loss",
-            loss,
-            prog_bar=True,
-            on_step=training,
-            on_epoch=True,
-            sync_dist=not training,
-            batch_size=len(images),
-        )
+        log_loss(self, stage, loss, len(images))
         with torch.no_grad():
             predicted = self.to_mask(logits.sigmoid() if self.binary else logits)
         metrics.update(predicted, masks)

@@ -90,6 +90,24 @@ def log_confusion_matrix(
     log_image(module.trainer, key, fig, step=module.current_epoch)
 
 
+def log_loss(module: LightningModule, stage: str, loss: torch.Tensor, batch_size: int) -> None:
+    """Log `<stage>/loss`: per step and epoch in training, per epoch otherwise.
+
+    Per-step values are logged without a cross-rank sync (a collective every step is slow);
+    epoch means are synced.
+    """
+    training = stage == "train"
+    module.log(
+        f"{stage}/loss",
+        loss,
+        prog_bar=True,
+        on_step=training,
+        on_epoch=True,
+        sync_dist=not training,
+        batch_size=batch_size,
+    )
+
+
 def log_epoch_metrics(module: LightningModule, metrics: MetricCollection) -> None:
     """Compute (it syncs across ranks) and log an epoch's classification metrics.
 
@@ -205,17 +223,8 @@ class ImageClassificationTask(LightningModule):
         images, labels, _ = batch
         logits = self.net(images)
         loss = self.loss_fn(logits, labels)
-        training, size = stage == "train", len(labels)
-        # Per-step train loss is logged without a cross-rank sync; epoch values are synced.
-        self.log(
-            f"{stage}/loss",
-            loss,
-            prog_bar=True,
-            on_step=training,
-            on_epoch=True,
-            sync_dist=not training,
-            batch_size=size,
-        )
+        size = len(labels)
+        log_loss(self, stage, loss, size)
         metrics.update(logits, labels)
         if confusion is not None:
             confusion.update(logits, labels)

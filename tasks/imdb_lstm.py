@@ -25,6 +25,7 @@ from tasks.common import (
     configure_optimizers,
     log_confusion_matrix,
     log_epoch_metrics,
+    log_loss,
 )
 
 
@@ -192,17 +193,7 @@ class ImdbSentimentTask(LightningModule):
         logits = self.net(batch["ids"], batch["lengths"])
         labels = batch["label"]
         loss = self.loss_fn(logits, labels)
-        training = stage == "train"
-        # Per-step train loss is logged without a cross-rank sync; epoch values are synced.
-        self.log(
-            f"{stage}/loss",
-            loss,
-            prog_bar=True,
-            on_step=training,
-            on_epoch=True,
-            sync_dist=not training,
-            batch_size=len(labels),
-        )
+        log_loss(self, stage, loss, len(labels))
         metrics.update(logits, labels)
         if confusion is not None:
             confusion.update(logits, labels)
