@@ -26,6 +26,8 @@ from rich.progress import track
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.common import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     Skipped,
     eval_transform,
     image_info,
@@ -33,12 +35,12 @@ from datamodules.common import (
     load_image,
     make_loader,
     predict_files,
+    size_summary,
     split_indices,
 )
 
 IGNORE_INDEX = 255  # VOC's "border / don't care" value, also labelme's `__ignore__`
 CLASS_NAMES = ("background", "cat")
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 MASK_FOLDERS = ("SegmentationClassPNG", "SegmentationClass")  # labelme2voc's, then VOC's own
 
 
@@ -1017,11 +1019,6 @@ def _print_audit(source: _Source) -> None:
     console.print(f"masks: {source.mask_format.describe()}")
     sizes = [size for data in source.splits.values() for size in data.sizes]
     if sizes:
-        ((common, times),) = Counter(sizes).most_common(1)
-        widths, heights = zip(*sizes, strict=True)
-        console.print(
-            f"image sizes (w x h): {min(widths)}-{max(widths)} x {min(heights)}-{max(heights)}, "
-            f"most common {common[0]}x{common[1]} ({times} images)"
-        )
+        console.print(size_summary(sizes))
     if len(source.skipped):
         console.print(f"skipped {len(source.skipped)} file(s) (see the warnings above)")

@@ -14,6 +14,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
@@ -257,13 +258,18 @@ def print_audit(
         raise ValueError(f"{title}: no training examples for class(es) {missing}. Add some.")
     lines = list(notes)
     if image_sizes:
-        ((common, times),) = Counter(image_sizes).most_common(1)
-        widths, heights = zip(*image_sizes, strict=True)
-        lines.append(
-            f"image sizes (w x h): {min(widths)}-{max(widths)} x {min(heights)}-{max(heights)}, "
-            f"most common {common[0]}x{common[1]} ({times} images)"
-        )
+        lines.append(size_summary(image_sizes))
     _print_table(title, class_names, split_labels, lines)
+
+
+def size_summary(sizes: Sequence[tuple[int, int]]) -> str:
+    """One audit line: the range of image sizes and the most common one."""
+    ((common, times),) = Counter(sizes).most_common(1)
+    widths, heights = zip(*sizes, strict=True)
+    return (
+        f"image sizes (w x h): {min(widths)}-{max(widths)} x {min(heights)}-{max(heights)}, "
+        f"most common {common[0]}x{common[1]} ({times} images)"
+    )
 
 
 @rank_zero_only

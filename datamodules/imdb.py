@@ -271,11 +271,19 @@ def _label(value: Any, source: str) -> int:
     return LABELS[key]
 
 
-def read_csv(path: Path, text_column: str, label_column: str, report: ReadReport) -> TextSplit:
-    """A CSV with a text and a label column (names configurable)."""
+def read_csv(
+    path: Path, text_column: str, label_column: str, report: ReadReport, labelled: bool = True
+) -> TextSplit:
+    """A CSV with a text and a label column (names configurable).
+
+    With `labelled=False` the label column is optional: without it every label is -1.
+    """
     text = _decode(path.read_bytes(), str(path), report)
     reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in (text_column, label_column) if c not in (reader.fieldnames or [])]
+    columns = reader.fieldnames or []
+    has_labels = label_column in columns
+    required = (text_column, label_column) if labelled else (text_column,)
+    missing = [c for c in required if c not in columns]
     if missing:
         raise ValueError(
             f"{path} has no column(s) {missing}; its columns are {reader.fieldnames}. Set "
@@ -284,7 +292,8 @@ def read_csv(path: Path, text_column: str, label_column: str, report: ReadReport
     data = TextSplit([], [], [])
     for row_number, row in enumerate(reader, start=2):  # line 1 is the header
         source = f"{path}:{row_number}"
-        _add(data, row[text_column] or "", _label(row[label_column], source), source, report)
+        label = _label(row[label_column], source) if has_labels else -1
+        _add(data, row[text_column] or "", label, source, report)
     return data
 
 
@@ -621,8 +630,13 @@ class ImdbDataModule(LightningDataModule):
             )
         if self.root.is_file():
             files = [self.root]
-        elif (self.root / "train").is_dir():
-            files = list(self.root.glob("*/*/*.txt"))
+        elif (self.root / "train").is_dir():  # what read_aclimdb reads (not unsup/: 50k files)
+            files = [
+                path
+                for split in ("train", "test")
+                for name in CLASS_NAMES
+                for path in (self.root / split / name).glob("*.txt")
+            ]
         else:
             files = list(self.root.glob("*.csv"))
         return [
@@ -773,16 +787,7 @@ def read_predict(
         for file in files:
             _add(data, _decode(file.read_bytes(), str(file), report), -1, str(file), report)
     elif path.suffix.lower() == ".csv":
-        text = _decode(path.read_bytes(), str(path), report)
-        header = next(csv.reader(io.StringIO(text)), [])
-        if label_column in header:
-            data = read_csv(path, text_column, label_column, report)
-        else:
-            if text_column not in header:
-                raise ValueError(f"{path} has no column {text_column!r}; its columns are {header}.")
-            data = TextSplit([], [], [])
-            for row_number, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
-                _add(data, row[text_column] or "", -1, f"{path}:{row_number}", report)
+        data = read_csv(path, text_column, label_column, report, labelled=False)
     elif path.is_file():
         data = TextSplit([], [], [])
         lines = _decode(path.read_bytes(), str(path), report).splitlines()

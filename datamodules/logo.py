@@ -8,7 +8,12 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from datamodules.common import ImageClassificationDataModule, ImageSource
+from datamodules.common import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageClassificationDataModule,
+    ImageSource,
+)
 
 # --- demo source: procedural posters with and without one fixed emblem ------------------------
 
@@ -134,7 +139,7 @@ def make_logos(num_per_class: int, size: int = 64, seed: int = 0) -> tuple[np.nd
 # Pretrained torchvision EfficientNets expect ImageNet statistics; AdvProp-trained weights expect
 # inputs scaled to [-1, 1].
 NORMALIZATION = {
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
     "advprop": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
 }
 

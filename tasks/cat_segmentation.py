@@ -22,10 +22,8 @@ from typing_extensions import override
 
 from callbacks.media import log_image
 from datamodules.cat_segmentation import IGNORE_INDEX, voc_colormap
-from datamodules.common import eval_transform, load_image
+from datamodules.common import IMAGENET_MEAN, IMAGENET_STD, eval_transform, load_image
 from tasks.common import configure_optimizers, log_loss
-
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class Block(nn.Sequential):

@@ -14,6 +14,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from typing_extensions import override
 
+from datamodules.common import IMAGENET_MEAN, IMAGENET_STD
 from tasks.common import ImageClassificationTask, configure_optimizers
 
 ModelName = Literal[
@@ -21,7 +22,6 @@ ModelName = Literal[
     "efficientnet_b4", "efficientnet_b5", "efficientnet_b6", "efficientnet_b7",
     "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l",
 ]  # fmt: skip
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def efficientnet(name: str, num_classes: int, pretrained: bool | str = False) -> nn.Module:

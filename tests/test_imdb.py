@@ -264,3 +264,19 @@ def test_zoo_predict_uses_the_checkpoint_vocabulary(
     rows = list(csv.DictReader(table.open()))
     assert [r["text"] for r in rows] == ["What a wonderful film.", "It was not good at all."]
     assert all(0.0 <= float(r["prob_pos"]) <= 1.0 for r in rows)
+
+
+def test_predict_csv_keeps_labels_only_when_it_has_them(tmp_path: Path) -> None:
+    from datamodules.imdb import read_predict
+
+    labelled = _write_csv(
+        tmp_path / "l.csv", [("good film", "pos"), ("bad", "neg")], ("text", "label")
+    )
+    assert read_predict(labelled, "text", "label")[2] == [1, 0]
+    unlabelled = tmp_path / "u.csv"
+    unlabelled.write_text("text\ngood film\nbad\n")
+    texts, ids, labels = read_predict(unlabelled, "text", "label")
+    assert (texts, labels) == (["good film", "bad"], [-1, -1])
+    assert ids == [f"{unlabelled}:2", f"{unlabelled}:3"]
+    with pytest.raises(ValueError, match=r"no column\(s\) \['text'\]"):
+        read_predict(_write_csv(tmp_path / "w.csv", [("x", "1")], ("review", "y")), "text", "label")
