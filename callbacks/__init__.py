@@ -4,6 +4,7 @@ from callbacks.first_layer import FirstLayerFilters
 from callbacks.freeze_backbone import FreezeBackbone
 from callbacks.histograms import ActivationHistograms
 from callbacks.initial_loss import InitialLossCheck
+from callbacks.last_checkpoint import LastCheckpoint
 from callbacks.lr_finder import LRFinder
 from callbacks.lr_schedule import LRSchedule
 from callbacks.prediction_writer import PredictionWriter
@@ -14,6 +15,7 @@ __all__ = [
     "FirstLayerFilters",
     "FreezeBackbone",
     "InitialLossCheck",
+    "LastCheckpoint",
     "LRFinder",
     "LRSchedule",
     "PredictionWriter",

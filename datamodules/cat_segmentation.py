@@ -12,7 +12,7 @@ import io
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,12 +29,13 @@ from datamodules.common import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     Skipped,
+    check_model_classes,
     eval_transform,
     image_info,
     is_image_file,
     load_image,
     make_loader,
-    predict_files,
+    readable_images,
     size_summary,
     split_indices,
 )
@@ -882,11 +883,23 @@ class CatSegmentationDataModule(LightningDataModule):
         self.crop_scale = crop_scale
         self.demo_images = demo_images
         self.datasets: dict[str, Dataset] = {}
+        self.model_facts: dict[str, Any] = {}
+
+    def use_model_facts(self, facts: Mapping[str, Any]) -> None:
+        """Read data the way a trained model expects (`zoo ... --ckpt_path` calls this).
+
+        `facts` come from the checkpoint: class names, image size, normalisation. Masks must
+        have the same classes; predicting `predict_path` reads nothing else.
+        """
+        self.model_facts = dict(facts)
+        self.image_size = facts.get("image_size", self.image_size)
+        self.mean = tuple(facts.get("mean", self.mean))
+        self.std = tuple(facts.get("std", self.std))
 
     @property
     def class_names(self) -> list[str]:
         """Class names by mask value (background first); `zoo` links them into the task."""
-        return self.source.class_names
+        return list(self.model_facts.get("class_names") or self.source.class_names)
 
     @functools.cached_property
     def source(self) -> _Source:
@@ -947,32 +960,27 @@ class CatSegmentationDataModule(LightningDataModule):
 
     def setup(self, stage: str) -> None:
         """Build the datasets for `stage`; print the data audit once."""
+        evaluate = eval_transform(self.image_size, self.mean, self.std)
+        if stage == "predict" and self.predict_path:  # only these files: no training data
+            self.datasets["predict"] = _ImageDataset(readable_images(self.predict_path), evaluate)
+            return
         source = self.source
+        if "class_names" in self.model_facts:
+            check_model_classes(source.class_names, self.class_names, source.description)
         if not self.datasets:
             _print_audit(source)
         train = train_transform(
             image_size=self.image_size, mean=self.mean, std=self.std, crop_scale=self.crop_scale
         )
-        evaluate = eval_transform(self.image_size, self.mean, self.std)
         for split, data in source.splits.items():
             transform = train if split == "train" else evaluate
             self.datasets[split] = _SegmentationDataset(data, source.mask_format, transform, False)
         if stage == "test" and "test" not in source.splits:
             rank_zero_warn("No test split: testing on the validation split.")
         if stage == "predict":
-            if self.predict_path:
-                skipped = Skipped()
-                files = [
-                    p
-                    for p in predict_files(self.predict_path)
-                    if image_info(p) or skipped.unreadable.append(p)
-                ]
-                skipped.report(str(self.predict_path))
-                self.datasets["predict"] = _ImageDataset(files, evaluate)
-            else:
-                self.datasets["predict"] = _SegmentationDataset(
-                    source.splits["val"], source.mask_format, evaluate, with_original=True
-                )
+            self.datasets["predict"] = _SegmentationDataset(
+                source.splits["val"], source.mask_format, evaluate, with_original=True
+            )
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         return make_loader(

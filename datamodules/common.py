@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -186,20 +187,55 @@ class ImageFileDataset(Dataset):
         return self.transform(image), self.labels[index], str(self.paths[index])
 
 
-def predict_files(predict_path: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Expand `predict_path` (a file, a folder searched recursively, or a list) to image files."""
+def readable_images(predict_path: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Expand `predict_path` (files, folders searched recursively) to readable image files.
+
+    Non-image and unreadable files are skipped with one warning that counts and names them.
+
+    Raises:
+        FileNotFoundError: A given path does not exist.
+        ValueError: Nothing readable is left.
+    """
     items = [predict_path] if isinstance(predict_path, (str, Path)) else list(predict_path)
     files: list[Path] = []
+    skipped = Skipped()
     for item in map(Path, items):
         if item.is_dir():
-            files.extend(sorted(p for p in item.rglob("*") if p.is_file() and is_image_file(p)))
+            candidates = sorted(p for p in item.rglob("*") if p.is_file())
         elif item.is_file():
-            files.append(item)
+            candidates = [item]
         else:
             raise FileNotFoundError(f"predict_path {item} does not exist.")
+        for path in candidates:
+            if not is_image_file(path):
+                skipped.not_image.append(path)
+            elif image_info(path) is None:
+                skipped.unreadable.append(path)
+            else:
+                files.append(path)
+    skipped.report(f"predict_path {predict_path}")
     if not files:
-        raise ValueError(f"predict_path {predict_path} holds no image files {IMAGE_EXTENSIONS}.")
+        raise ValueError(
+            f"predict_path {predict_path} holds no readable image {IMAGE_EXTENSIONS} "
+            f"({len(skipped)} file(s) skipped)."
+        )
     return files
+
+
+def check_model_classes(
+    data_classes: Sequence[str], model_classes: Sequence[str], where: str
+) -> None:
+    """Fail unless the data's classes are the checkpoint's, in the same order (label ids).
+
+    Raises:
+        ValueError: Naming both lists.
+    """
+    if list(data_classes) != list(model_classes):
+        raise ValueError(
+            f"The checkpoint's model knows the classes {list(model_classes)}, but {where} has "
+            f"{list(data_classes)}. Evaluate it on data with the same classes (same names, same "
+            "order), or train a new model on this data."
+        )
 
 
 def make_loader(
@@ -367,21 +403,36 @@ class ImageClassificationDataModule(LightningDataModule):
         self.image_size = image_size
         self.demo_per_class = demo_per_class
         self.datasets: dict[str, Dataset] = {}
+        self.model_facts: dict[str, Any] = {}
+
+    def use_model_facts(self, facts: Mapping[str, Any]) -> None:
+        """Read data the way a trained model expects (`zoo ... --ckpt_path` calls this).
+
+        `facts` come from the checkpoint: class names, channels, image size, normalisation.
+        Images are preprocessed with them, labelled data must have the same classes, and
+        predicting `predict_path` reads nothing else.
+        """
+        self.model_facts = dict(facts)
+        self.image_size = facts.get("image_size", self.image_size)
+        self.mean = tuple(facts.get("mean", self.mean))
+        self.std = tuple(facts.get("std", self.std))
 
     # Facts the model needs; `zoo` links them into the task's arguments.
     @property
     def class_names(self) -> list[str]:
         """Class names, in label order."""
-        return self.source.class_names
+        return list(self.model_facts.get("class_names") or self.source.class_names)
 
     @property
     def num_channels(self) -> int:
         """1 for grayscale input, 3 for RGB."""
-        return self.source.channels
+        return self.model_facts.get("num_channels") or self.source.channels
 
     @property
     def class_counts(self) -> list[int]:
         """Training images per class (for class weighting)."""
+        if self.model_facts.get("class_counts"):
+            return list(self.model_facts["class_counts"])
         counts = Counter(self.source.splits["train"].labels)
         return [counts[i] for i in range(len(self.class_names))]
 
@@ -459,7 +510,15 @@ class ImageClassificationDataModule(LightningDataModule):
 
     def setup(self, stage: str) -> None:
         """Build datasets for `stage` and print the data audit (once per process)."""
+        if stage == "predict" and self.predict_path:  # only these files: no training data
+            files = readable_images(self.predict_path)
+            self.datasets["predict"] = ImageFileDataset(
+                files, [-1] * len(files), self.num_channels, self.eval_transform()
+            )
+            return
         source = self.source
+        if "class_names" in self.model_facts:
+            check_model_classes(source.class_names, self.class_names, source.description)
         if not self.datasets:
             print_audit(
                 source.description,
@@ -474,13 +533,7 @@ class ImageClassificationDataModule(LightningDataModule):
         if stage == "test" and "test" not in source.splits:
             rank_zero_warn("No test split: testing on the validation split.")
         if stage == "predict":
-            if self.predict_path:
-                files = predict_files(self.predict_path)
-                self.datasets["predict"] = ImageFileDataset(
-                    files, [-1] * len(files), self.num_channels, self.eval_transform()
-                )
-            else:
-                self.datasets["predict"] = self.datasets["val"]
+            self.datasets["predict"] = self.datasets["val"]
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         return make_loader(self.datasets[split], self.batch_size, self.num_workers, shuffle)

@@ -247,14 +247,13 @@ class FaceExpressionDataModule(ImageClassificationDataModule):
         super().__init__(
             root, batch_size, num_workers, val_split, seed, predict_path, image_size, demo_per_class
         )
-        self.save_hyperparameters()
         self.grayscale = grayscale
 
     @property
     def num_channels(self) -> int:
-        """1 for grayscale input, 3 for RGB: from the data unless `grayscale` is set."""
-        if self.grayscale is None:
-            return self.source.channels
+        """1 for grayscale input, 3 for RGB: the checkpoint's, else `grayscale`, else the data's."""
+        if self.grayscale is None or "num_channels" in self.model_facts:
+            return super().num_channels
         return 1 if self.grayscale else 3
 
     def read_demo(self) -> ImageSource:

@@ -15,7 +15,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from datamodules.common import make_loader, split_indices
+from datamodules.common import check_model_classes, make_loader, split_indices
 
 CLASS_NAMES = ("neg", "pos")
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1
@@ -496,6 +496,13 @@ class Encoded:
         return cls(Vocab(meta["vocab"]), splits, TextSplit(**val), meta["description"])
 
 
+def _digest(tokens: Sequence[str] | None) -> str | None:
+    """A short fingerprint of a token list (None stays None)."""
+    if tokens is None:
+        return None
+    return hashlib.sha1("\n".join(tokens).encode()).hexdigest()[:16]
+
+
 def default_cache_dir() -> Path:
     """`$XDG_CACHE_HOME/lightning-task-zoo/imdb` (default `~/.cache/...`)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -581,10 +588,23 @@ class ImdbDataModule(LightningDataModule):
         self.demo_mean_words = demo_mean_words
         self.class_names = list(CLASS_NAMES)
         self.datasets: dict[str, Dataset] = {}
+        self.model_facts: dict[str, Any] = {}
+
+    def use_model_facts(self, facts: Mapping[str, Any]) -> None:
+        """Read data the way a trained model expects (`zoo ... --ckpt_path` calls this).
+
+        `facts` come from the checkpoint: its vocabulary (reviews are encoded with it, not with
+        one built on this data), `max_length` and class names. Predicting `predict_path` reads
+        nothing else.
+        """
+        self.model_facts = dict(facts)
+        self.max_length = facts.get("max_length", self.max_length)
 
     @property
     def vocab(self) -> list[str]:
         """The vocabulary (id -> token); `zoo` links it into the task, which saves it."""
+        if self.model_facts.get("vocab"):
+            return list(self.model_facts["vocab"])
         return self.encoded.vocab.itos
 
     @functools.cached_property
@@ -597,6 +617,7 @@ class ImdbDataModule(LightningDataModule):
             "max_vocab": self.max_vocab,
             "val_split": self.val_split,
             "seed": self.seed,
+            "model_vocab": _digest(self.model_facts.get("vocab")),
         }
         key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         folder = self.cache_dir / key
@@ -710,7 +731,10 @@ class ImdbDataModule(LightningDataModule):
                 basic_english(text)
                 for text in track(data.texts, f"Tokenising {split}", disable=quiet, transient=True)
             ]
-        vocab = Vocab.build(tokens["train"], self.min_freq, self.max_vocab)
+        if self.model_facts.get("vocab"):  # a checkpoint's: its ids are what the model learned
+            vocab = Vocab(list(self.model_facts["vocab"]))
+        else:
+            vocab = Vocab.build(tokens["train"], self.min_freq, self.max_vocab)
         encoded = {
             split: EncodedSplit.encode(vocab, tokens[split], splits[split].labels)
             for split in splits
@@ -719,11 +743,20 @@ class ImdbDataModule(LightningDataModule):
 
     def prepare_data(self) -> None:
         """Tokenise once (rank zero per node) and fill the cache that `setup` reads."""
-        if self.cache:
+        predicting_files = self.predict_path and self.trainer and self.trainer.predicting
+        if self.cache and not predicting_files:
             _ = self.encoded
 
     def setup(self, stage: str) -> None:
         """Datasets for `stage`; the data audit is printed once."""
+        if stage == "predict" and self.predict_path:  # only these texts: no training data
+            texts, ids, labels = read_predict(
+                Path(self.predict_path), self.text_column, self.label_column
+            )
+            self.datasets["predict"] = _TextDataset(texts, ids, labels)
+            return
+        if "class_names" in self.model_facts:
+            check_model_classes(self.class_names, self.model_facts["class_names"], "IMDB data")
         encoded = self.encoded
         if not self.datasets:
             _print_audit(encoded, self.max_length)
@@ -732,25 +765,19 @@ class ImdbDataModule(LightningDataModule):
         if stage == "test" and "test" not in encoded.splits:
             rank_zero_warn("No test split: testing on the validation split.")
         if stage == "predict":
-            if self.predict_path:
-                texts, ids, labels = read_predict(
-                    Path(self.predict_path), self.text_column, self.label_column
-                )
-                self.datasets["predict"] = _TextDataset(texts, ids, labels)
-            else:
-                val = encoded.val_texts
-                self.datasets["predict"] = _TextDataset(val.texts, val.ids, val.labels)
+            val = encoded.val_texts
+            self.datasets["predict"] = _TextDataset(val.texts, val.ids, val.labels)
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
+        # Only what `setup` built: Lightning's `__str__` calls every loader method.
+        dataset = self.datasets[split]
         pad_to = self.max_length if self.fixed_padding else None
         sampler = None
         if train and self.bucketing and not self.fixed_padding:
-            lengths = self.encoded.splits[split].lengths(self.max_length)
+            lengths = dataset.split.lengths(self.max_length)
             sampler = LengthBucketSampler(lengths, self.batch_size, seed=self.seed)
         collate = functools.partial(pad_batch, pad_to=pad_to)
-        return make_loader(
-            self.datasets[split], self.batch_size, self.num_workers, train, collate, sampler
-        )
+        return make_loader(dataset, self.batch_size, self.num_workers, train, collate, sampler)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled batches, length-bucketed unless `bucketing` is off."""

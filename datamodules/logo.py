@@ -179,22 +179,20 @@ class LogoDataModule(ImageClassificationDataModule):
         super().__init__(
             root, batch_size, num_workers, val_split, seed, predict_path, image_size, demo_per_class
         )
-        self.save_hyperparameters()
         if normalization not in NORMALIZATION:
             raise ValueError(
                 f"normalization must be 'imagenet' or 'advprop', got {normalization!r}"
             )
         self.mean, self.std = NORMALIZATION[normalization]
 
+    @property
+    def num_channels(self) -> int:
+        """Logos are read as RGB (EfficientNet's input), whatever the files hold."""
+        return 3
+
     def read_demo(self) -> ImageSource:
         """Seeded synthetic posters with and without the emblem."""
         return self.demo_source(make_logos, CLASS_NAMES, "demo (synthetic posters, not real logos)")
-
-    def read_root(self) -> ImageSource:
-        """Class folders; logo images are always read as RGB."""
-        source = super().read_root()
-        source.channels = 3
-        return source
 
     def train_transform(self) -> Callable:
         """Random resized crops that keep most of the image, then the eval transform."""

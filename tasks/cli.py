@@ -2,16 +2,21 @@
 
 Task and datamodule classes are picked in YAML by short name (`class_path: FaceExpressionTask`).
 Facts that come from the data (class names, channels, ...) are linked into the task's arguments
-after the datamodule is built, so configs never repeat them.
+after the datamodule is built, so configs never repeat them. With `--ckpt_path FILE` the facts flow
+the other way: the checkpoint's facts are handed to the datamodule as it is built, so the task is
+rebuilt exactly as it was trained and the data is read the way the model expects.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
+from typing import Any
 
+import torch
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -20,6 +25,7 @@ import callbacks  # noqa: F401 - registers the callbacks for short class names
 import datamodules  # noqa: F401 - registers the datamodules for short class names
 import tasks  # noqa: F401 - registers the tasks for short class names
 from callbacks.prediction_writer import PredictionWriter
+from tasks.common import ARTIFACTS
 
 # datamodule attribute -> task argument; a task without the argument simply does not get it.
 DATA_TO_MODEL = {
@@ -55,10 +61,89 @@ class ZooCLI(LightningCLI):
                 f"data.{source}", f"model.init_args.{target}", apply_on="instantiate"
             )
 
+    def _parse_ckpt_path(self) -> None:
+        """With `--ckpt_path FILE`, take the task's arguments and data facts from the checkpoint.
+
+        Replaces LightningCLI's merge, which needs the `_class_path` its instantiator saves in
+        the hyperparameters: zoo checkpoints hold only the task's own `__init__` arguments. They
+        become the configured task's arguments (over the config's), and the data facts are kept
+        for `instantiate_classes`.
+        """
+        self.checkpoint_facts: dict[str, Any] | None = None
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not path or not Path(path).is_file():  # none, or "last"/"best" that the Trainer finds
+            return
+        hparams, self.checkpoint_facts = read_checkpoint(path)
+        model = self.config[subcommand].model
+        accepted = _init_arguments(model.class_path)
+        init_args = {k: v for k, v in hparams.items() if k in accepted}  # zoo 0.1 saved more
+        update = {subcommand: {"model": {"class_path": model.class_path, "init_args": init_args}}}
+        try:
+            self.config = self.parser.parse_object(update, self.config)
+        except SystemExit:
+            sys.stderr.write(f"The hyperparameters in {path} do not fit {model.class_path}.\n")
+            raise
+
+    def instantiate_classes(self) -> None:
+        """Build datamodule, task and trainer; with `--ckpt_path FILE` the checkpoint's facts first.
+
+        The checkpoint's data facts (class names, channels, image size, normalisation,
+        vocabulary) go into the datamodule as it is built, so the links above hand the task the
+        checkpoint's facts, not the data's, and the data is preprocessed and labelled the way
+        the model expects.
+        """
+        instantiators = []
+        if self.checkpoint_facts is not None:
+            build = partial(_datamodule_for, self.checkpoint_facts)
+            instantiators.append((build, LightningDataModule, True))
+        self.config_init = self.parser.instantiate(self.config, instantiators=instantiators)
+        config = self.config_init.get(str(self.subcommand), self.config_init)
+        self.datamodule = config.get("data")
+        self.model = config.get("model")
+        self.trainer = self.instantiate_trainer()
+
     def before_predict(self) -> None:
         """Write predictions.csv into the run directory unless a config adds its own writer."""
         if not any(isinstance(c, BasePredictionWriter) for c in self.trainer.callbacks):
             self.trainer.callbacks.append(PredictionWriter())
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A checkpoint's hyperparameters, and its data facts keyed like `DATA_TO_MODEL`'s sources.
+
+    The facts are what `zoo` links from data into the task: hyperparameters and artifacts
+    (vocabulary, ...). Memory-mapped and weights-only: fast and safe for any checkpoint size.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    hparams = dict(checkpoint.get("hyper_parameters", {}))
+    saved = {**hparams, **checkpoint.get(ARTIFACTS, {})}
+    facts = {source: saved[target] for source, target in DATA_TO_MODEL.items() if target in saved}
+    return hparams, facts
+
+
+def _init_arguments(class_path: str) -> set[str]:
+    """Names of the `__init__` arguments of the class at `class_path`."""
+    import importlib
+    import inspect
+
+    module, _, name = class_path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    return set(inspect.signature(cls.__init__).parameters) - {"self"}
+
+
+def _datamodule_for(
+    facts: Mapping[str, Any], cls: type[LightningDataModule], *args: Any, **kwargs: Any
+) -> LightningDataModule:
+    """Instantiate a datamodule that reads data the way the checkpoint's model expects."""
+    datamodule = cls(*args, **kwargs)
+    if not hasattr(datamodule, "use_model_facts"):
+        raise TypeError(
+            f"{cls.__name__} cannot follow a checkpoint: it has no `use_model_facts(facts)` "
+            "method, so --ckpt_path cannot tell it the model's classes and preprocessing."
+        )
+    datamodule.use_model_facts(facts)
+    return datamodule
 
 
 def main(args: Sequence[str] | None = None) -> None:
@@ -80,6 +165,11 @@ def cli(args: Sequence[str] | None = None, run: bool = True) -> ZooCLI | None:
         args=args,  # None: LightningCLI reads sys.argv itself
         run=run,
         save_config_kwargs={"overwrite": True},
+        # Hyperparameters are each task's own `__init__` arguments (`save_hyperparameters`), not
+        # the CLI's config dump with link targets the task does not take; tasks inject their
+        # own optimizer and scheduler, so no top-level --optimizer/--lr_scheduler.
+        load_from_checkpoint_support=False,
+        auto_configure_optimizers=False,
         parser_kwargs={
             "prog": "zoo",
             "description": "Lightning Task Zoo: train, evaluate and predict with one command.",

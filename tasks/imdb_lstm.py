@@ -19,8 +19,9 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassConfusionMatrix
 from typing_extensions import override
 
-from datamodules.imdb import Vocab, basic_english, pad_batch
+from datamodules.imdb import PAD, UNK, Vocab, basic_english, pad_batch
 from tasks.common import (
+    ARTIFACTS,
     classification_metrics,
     configure_optimizers,
     log_confusion_matrix,
@@ -105,12 +106,14 @@ class ImdbSentimentTask(LightningModule):
     """Classify reviews as neg/pos with a packed bidirectional LSTM (defaults as the course).
 
     Logs `<stage>/loss`, `<stage>/acc`, `<stage>/f1` (macro), per-class precision and recall, and
-    the confusion matrix at validation and test end. The vocabulary is a hyperparameter, saved in
-    the checkpoint: `predict_texts` and `zoo predict` tokenise raw text with it, so a checkpoint
+    the confusion matrix at validation and test end. The vocabulary travels in the checkpoint
+    (as an artifact, not a hyperparameter: a 100k-token list would be re-validated on every
+    `--ckpt_path`): `predict_texts` and `zoo predict` tokenise raw text with it, so a checkpoint
     alone predicts.
 
     Args:
         vocab: Tokens by id, `<pad>` and `<unk>` first (linked from the datamodule by `zoo`).
+            None only when a checkpoint is loaded next: it brings its vocabulary.
         class_names: Class names in label order (linked).
         max_length: Reviews are cut to this many tokens (linked).
         embedding_dim: Word embedding size.
@@ -125,7 +128,7 @@ class ImdbSentimentTask(LightningModule):
 
     def __init__(
         self,
-        vocab: Sequence[str],
+        vocab: Sequence[str] | None = None,
         class_names: Sequence[str] = ("neg", "pos"),
         max_length: int = 256,
         embedding_dim: int = 300,
@@ -138,8 +141,8 @@ class ImdbSentimentTask(LightningModule):
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
-        self.vocab = Vocab(list(vocab))
+        self.save_hyperparameters(ignore=["vocab", "optimizer", "scheduler"])
+        self.vocab = Vocab(list(vocab) if vocab else [PAD, UNK])
         self.class_names = list(class_names)
         self.net = self._network(len(self.vocab))
         if word_vectors:
@@ -268,15 +271,17 @@ class ImdbSentimentTask(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The trained embeddings are in the checkpoint: loading it must not need the vector file.
         checkpoint["hyper_parameters"]["word_vectors"] = None
+        checkpoint.setdefault(ARTIFACTS, {})["vocab"] = self.vocab.itos
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # `zoo predict --ckpt_path` builds the task from the current data's vocabulary; the
-        # checkpoint's own vocabulary (and embedding size) wins.
-        vocab = list(checkpoint["hyper_parameters"]["vocab"])
+        # `load_from_checkpoint` builds the task without a vocabulary: install the checkpoint's
+        # (and an embedding of its size) before the weights are loaded. Checkpoints of zoo 0.1
+        # kept it in the hyperparameters.
+        saved = checkpoint.get(ARTIFACTS, {}).get("vocab")
+        vocab = list(saved if saved is not None else checkpoint["hyper_parameters"]["vocab"])
         if vocab != self.vocab.itos:
             self.vocab = Vocab(vocab)
-            self.hparams.vocab = vocab
             self.net.embedding = nn.Embedding(
                 len(vocab), self.hparams.embedding_dim, padding_idx=0
             ).to(self.device)

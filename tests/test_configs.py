@@ -1,10 +1,16 @@
-"""Every config in configs/ runs fit, validate, test and predict through `zoo` on demo data."""
+"""Every config in configs/ runs fit, validate, test and predict through `zoo` on demo data,
+and the checkpoint flow: fit, then validate/test/predict/resume from the checkpoint alone."""
 
 from __future__ import annotations
 
+import csv
+import inspect
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from tasks.cli import cli
 
@@ -58,3 +64,75 @@ def test_presets_combine_with_a_config(preset: Path, capsys: pytest.CaptureFixtu
 
 def test_configs_exist() -> None:
     assert any(c.stem == "face_expression" for c in CONFIGS)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _separate_inputs(config: Path, folder: Path) -> Path:
+    """Inputs to predict that are not the training data: images (one broken, one text file)
+    or a one-review-per-line text file."""
+    folder.mkdir()
+    if config.stem == "imdb_lstm":
+        path = folder / "reviews.txt"
+        path.write_text("A truly wonderful film.\nThe plot was not good at all.\n")
+        return path
+    rng = np.random.default_rng(0)
+    for i, size in enumerate((40, 57)):  # sizes the model was not trained at
+        Image.fromarray(rng.integers(0, 256, (size, size + 3, 3), dtype=np.uint8)).save(
+            folder / f"photo{i}.png"
+        )
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_checkpoint_flow(config: Path, tmp_path: Path) -> None:
+    """fit -> validate/test/predict/resume with --ckpt_path, and load_from_checkpoint."""
+    tiny = TINY.get(config.stem, [])
+    steps = ["--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"]
+    fitted = cli(["fit", "-c", str(config), "--trainer.max_epochs=1", *steps, *tiny])
+    checkpoint = Path(fitted.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file()
+    task_class = type(fitted.model)
+
+    # Hyperparameters: the task's own small __init__ arguments, nothing else.
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    own = set(inspect.signature(task_class.__init__).parameters) - {"self"}
+    assert set(saved["hyper_parameters"]) <= own - {"optimizer", "scheduler"}
+    assert all(len(str(v)) < 1000 for v in saved["hyper_parameters"].values())
+
+    for subcommand in ("validate", "test", "predict"):
+        result = cli([subcommand, "-c", str(config), "--ckpt_path", str(checkpoint), *tiny])
+        assert result.trainer.state.finished, subcommand
+    rows = _rows(Path(result.trainer.log_dir, "predictions.csv"))
+    assert "true" in rows[0] or "dice" in rows[0]
+
+    # Predict other inputs with no root and none of the tiny data settings: the checkpoint
+    # alone defines the model and its preprocessing; no training data is read.
+    inputs = _separate_inputs(config, tmp_path / "inputs")
+    args = ["-c", str(config), "--ckpt_path", str(checkpoint)]
+    result = cli(["predict", *args, f"--data.init_args.predict_path={inputs}"])
+    assert {"source", "encoded"}.isdisjoint(vars(result.datamodule)), "read the training data"
+    rows = _rows(Path(result.trainer.log_dir, "predictions.csv"))
+    assert len(rows) == 2  # broken.png and notes.txt skipped
+    for key in ("image_size", "class_names", "max_length"):
+        if key in fitted.model.hparams:
+            assert result.model.hparams[key] == fitted.model.hparams[key]
+
+    # Resume: training continues from the checkpoint's step and epoch.
+    resumed = cli(["fit", *args, "--trainer.max_epochs=2", *steps, *tiny])
+    assert resumed.trainer.current_epoch == 2
+    assert resumed.trainer.global_step == 2 * fitted.trainer.global_step
+
+    # The Python API: the checkpoint alone rebuilds the task and predicts.
+    model = task_class.load_from_checkpoint(checkpoint, map_location="cpu")
+    if hasattr(model, "predict_texts"):
+        predicted = model.predict_texts(["A good film."])
+    else:
+        predicted = model.predict_images([sorted(inputs.glob("photo*.png"))[0]])
+    assert len(predicted) == 1
+    assert predicted[0].get("predicted", "mask") in [*model.class_names, "mask"]

@@ -75,7 +75,7 @@ def test_cli_fit_checkpoint_reload_and_predict(mouth_folders: Path) -> None:
             *QUICK,
         ]
     )
-    checkpoint = Path(result.trainer.checkpoint_callback.last_model_path)
+    checkpoint = Path(result.trainer.log_dir) / "checkpoints" / "last.ckpt"
     assert checkpoint.is_file()
 
     # The checkpoint alone predicts: class names and preprocessing travel with it.
@@ -103,6 +103,41 @@ def test_cli_fit_checkpoint_reload_and_predict(mouth_folders: Path) -> None:
         table = list(csv.DictReader(handle))
     assert len(table) == len(list((mouth_folders / "val" / "smile").glob("*.png")))
     assert list(table[0]) == ["path", "predicted", *(f"prob_{c}" for c in sorted(CLASS_NAMES))]
+
+
+def test_checkpoint_defines_classes_channels_and_size(mouth_folders: Path, tmp_path: Path) -> None:
+    # Trained on 3 grayscale classes at 64 px; the config's defaults are the demo's 4 RGB
+    # classes at 48 px. Predicting with the checkpoint needs neither `root` nor the sizes.
+    from PIL import Image
+
+    root = tmp_path / "gray"
+    for path in (mouth_folders / "train").rglob("*.png"):
+        if path.parent.name != "neutral":
+            target = root / "train" / path.relative_to(mouth_folders / "train")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.open(path).convert("L").save(target)
+    fit = ["fit", "-c", CONFIG, f"--data.init_args.root={root}", "--data.init_args.image_size=64"]
+    result = cli([*fit, "--trainer.max_epochs=1", *QUICK])
+    checkpoint = Path(result.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    classes = sorted(set(CLASS_NAMES) - {"neutral"})
+
+    photos = sorted((mouth_folders / "val" / "smile").glob("*.png"))[:3]
+    args = ["-c", CONFIG, f"--ckpt_path={checkpoint}"]
+    result = cli(["predict", *args, f"--data.init_args.predict_path={photos[0].parent}"])
+    assert (result.model.hparams.in_channels, result.model.hparams.image_size) == (1, 64)
+    assert result.datamodule.image_size == 64
+    with (Path(result.trainer.log_dir) / "predictions.csv").open() as handle:
+        table = {row["path"]: row for row in csv.DictReader(handle)}
+    model = FaceExpressionTask.load_from_checkpoint(checkpoint)
+    for row in model.predict_images(photos):  # the same preprocessing as from Python
+        for name in classes:
+            assert float(table[row["path"]][f"prob_{name}"]) == pytest.approx(
+                row[f"prob_{name}"], abs=1e-5
+            )
+
+    # Validating on data with other classes (the demo's four) names both lists.
+    with pytest.raises(ValueError, match=re.escape(str(classes)) + ".*neutral"):
+        cli(["validate", *args, "--data.init_args.demo_per_class=8"])
 
 
 def test_prediction_writer_same_from_python(tmp_path: Path) -> None:

@@ -280,3 +280,24 @@ def test_predict_csv_keeps_labels_only_when_it_has_them(tmp_path: Path) -> None:
     assert ids == [f"{unlabelled}:2", f"{unlabelled}:3"]
     with pytest.raises(ValueError, match=r"no column\(s\) \['text'\]"):
         read_predict(_write_csv(tmp_path / "w.csv", [("x", "1")], ("review", "y")), "text", "label")
+
+
+def test_a_100k_word_vocabulary_travels_outside_the_hyperparameters(tmp_path: Path) -> None:
+    # 1,000 reviews of 100 words never seen twice: a 100k-token vocabulary.
+    words = [" ".join(f"w{r}x{i}" for i in range(100)) for r in range(1000)]
+    rows = [(text, "pos" if r % 2 else "neg") for r, text in enumerate(words)]
+    data = _write_csv(tmp_path / "big.csv", rows, ("text", "label"))
+    args = ["-c", str(CONFIG), *TINY, f"--data.init_args.root={data}"]
+    args += ["--model.init_args.embedding_dim=2", "--data.init_args.val_split=0.01"]
+    result = cli(["fit", *args, "--trainer.max_epochs=1", "--trainer.limit_train_batches=1"])
+    checkpoint = Path(result.trainer.log_dir) / "checkpoints" / "last.ckpt"
+
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert len(saved["artifacts"]["vocab"]) > 99_000
+    assert all(len(str(v)) < 1000 for v in saved["hyper_parameters"].values())
+    # Both ways of loading it work on the checkpoint alone, with its vocabulary.
+    validated = cli(["validate", *args, f"--ckpt_path={checkpoint}"])
+    assert len(validated.model.vocab) == len(saved["artifacts"]["vocab"])
+    task = ImdbSentimentTask.load_from_checkpoint(checkpoint)
+    assert task.vocab.itos == saved["artifacts"]["vocab"]
+    assert task.net.embedding.num_embeddings == len(task.vocab)

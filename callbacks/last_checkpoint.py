@@ -1,0 +1,66 @@
+"""`last.ckpt` as the latest state: written at every epoch end, and every N steps if asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+from typing_extensions import override
+
+
+class LastCheckpoint(Checkpoint):
+    """Save the latest training state to `<checkpoint dir>/last.ckpt`, whatever the metrics do.
+
+    `ModelCheckpoint(save_last=True)` rewrites `last.ckpt` only when it also saves a top-k
+    checkpoint (Lightning 2.6), so after a run whose metric stopped improving `last.ckpt` holds
+    the best epoch, and a resume restarts there. This callback writes it at the end of every
+    training epoch and, with `every_n_train_steps`, during the epoch too, so a crash loses at
+    most that many steps. The folder is `dirpath`, else the `ModelCheckpoint`'s folder, else
+    `<run dir>/checkpoints`, so `--ckpt_path last` finds it. Lightning runs checkpoint callbacks
+    after all others, so the saved callback states are those of the finished step.
+
+    Args:
+        dirpath: Folder for `last.ckpt`; default as above.
+        every_n_train_steps: Also save every N optimizer steps (0: at epoch ends only).
+    """
+
+    FILENAME = "last.ckpt"
+
+    def __init__(self, dirpath: str | None = None, every_n_train_steps: int = 0) -> None:
+        if every_n_train_steps < 0:
+            raise ValueError(f"every_n_train_steps must be >= 0, got {every_n_train_steps}")
+        self.dirpath = dirpath
+        self.every_n_train_steps = every_n_train_steps
+        self._saved_at_step = -1
+
+    def path(self, trainer: Trainer) -> Path:
+        """Where `last.ckpt` goes for this trainer."""
+        if self.dirpath:
+            return Path(self.dirpath) / self.FILENAME
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+                return Path(callback.dirpath) / self.FILENAME
+        run_dir = trainer.log_dir if trainer.loggers else trainer.default_root_dir
+        return Path(run_dir or trainer.default_root_dir) / "checkpoints" / self.FILENAME
+
+    def _save(self, trainer: Trainer) -> None:
+        if trainer.fast_dev_run or trainer.sanity_checking:
+            return
+        if self._saved_at_step == trainer.global_step:  # nothing new since the last save
+            return
+        self._saved_at_step = trainer.global_step
+        trainer.save_checkpoint(self.path(trainer))  # every rank calls it; rank zero writes
+
+    @override
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any
+    ) -> None:
+        step = trainer.global_step
+        if self.every_n_train_steps and step and step % self.every_n_train_steps == 0:
+            self._save(trainer)
+
+    @override
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._save(trainer)
