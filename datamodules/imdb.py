@@ -496,11 +496,11 @@ class Encoded:
         return cls(Vocab(meta["vocab"]), splits, TextSplit(**val), meta["description"])
 
 
-def _digest(tokens: Sequence[str] | None) -> str | None:
-    """A short fingerprint of a token list (None stays None)."""
-    if tokens is None:
+def _digest(vocab: Vocab | None) -> str | None:
+    """A short fingerprint of a vocabulary (None stays None)."""
+    if vocab is None:
         return None
-    return hashlib.sha1("\n".join(tokens).encode()).hexdigest()[:16]
+    return hashlib.sha1("\n".join(vocab.itos).encode()).hexdigest()[:16]
 
 
 def default_cache_dir() -> Path:
@@ -589,6 +589,7 @@ class ImdbDataModule(LightningDataModule):
         self.class_names = list(CLASS_NAMES)
         self.datasets: dict[str, Dataset] = {}
         self.model_facts: dict[str, Any] = {}
+        self.model_vocab: Vocab | None = None
 
     def use_model_facts(self, facts: Mapping[str, Any]) -> None:
         """Read data the way a trained model expects (`zoo ... --ckpt_path` calls this).
@@ -599,13 +600,18 @@ class ImdbDataModule(LightningDataModule):
         """
         self.model_facts = dict(facts)
         self.max_length = facts.get("max_length", self.max_length)
+        self.model_vocab = Vocab(list(facts["vocab"])) if facts.get("vocab") else None
 
     @property
-    def vocab(self) -> list[str]:
-        """The vocabulary (id -> token); `zoo` links it into the task, which saves it."""
-        if self.model_facts.get("vocab"):
-            return list(self.model_facts["vocab"])
-        return self.encoded.vocab.itos
+    def vocab(self) -> Vocab:
+        """The vocabulary; `zoo` links it into the task, which saves it in its checkpoints.
+
+        A `Vocab` object, not a token list: the CLI passes it on as is, where it would check
+        a 100k-token list item by item.
+        """
+        if self.model_vocab is not None:
+            return self.model_vocab
+        return self.encoded.vocab
 
     @functools.cached_property
     def encoded(self) -> Encoded:
@@ -617,7 +623,7 @@ class ImdbDataModule(LightningDataModule):
             "max_vocab": self.max_vocab,
             "val_split": self.val_split,
             "seed": self.seed,
-            "model_vocab": _digest(self.model_facts.get("vocab")),
+            "model_vocab": _digest(self.model_vocab),
         }
         key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         folder = self.cache_dir / key
@@ -731,8 +737,8 @@ class ImdbDataModule(LightningDataModule):
                 basic_english(text)
                 for text in track(data.texts, f"Tokenising {split}", disable=quiet, transient=True)
             ]
-        if self.model_facts.get("vocab"):  # a checkpoint's: its ids are what the model learned
-            vocab = Vocab(list(self.model_facts["vocab"]))
+        if self.model_vocab is not None:  # a checkpoint's: its ids are what the model learned
+            vocab = self.model_vocab
         else:
             vocab = Vocab.build(tokens["train"], self.min_freq, self.max_vocab)
         encoded = {
@@ -759,7 +765,8 @@ class ImdbDataModule(LightningDataModule):
             check_model_classes(self.class_names, self.model_facts["class_names"], "IMDB data")
         encoded = self.encoded
         if not self.datasets:
-            _print_audit(encoded, self.max_length)
+            origin = "built on train" if self.model_vocab is None else "the checkpoint's"
+            _print_audit(encoded, self.max_length, origin)
         for split, data in encoded.splits.items():
             self.datasets[split] = _ReviewDataset(data, self.max_length)
         if stage == "test" and "test" not in encoded.splits:
@@ -829,7 +836,7 @@ def read_predict(
 
 
 @rank_zero_only
-def _print_audit(encoded: Encoded, max_length: int) -> None:
+def _print_audit(encoded: Encoded, max_length: int, vocab_origin: str) -> None:
     """Reviews per class and split, lengths, truncation and unknown-token rates."""
     from rich.console import Console
     from rich.table import Table
@@ -862,4 +869,4 @@ def _print_audit(encoded: Encoded, max_length: int) -> None:
         )
     console = Console()
     console.print(table)
-    console.print(f"vocabulary: {len(encoded.vocab)} tokens (with <pad>, <unk>), built on train")
+    console.print(f"vocabulary: {len(encoded.vocab)} tokens (with <pad>, <unk>), {vocab_origin}")

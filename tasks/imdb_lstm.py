@@ -112,8 +112,9 @@ class ImdbSentimentTask(LightningModule):
     alone predicts.
 
     Args:
-        vocab: Tokens by id, `<pad>` and `<unk>` first (linked from the datamodule by `zoo`).
-            None only when a checkpoint is loaded next: it brings its vocabulary.
+        vocab: The vocabulary (linked from the datamodule by `zoo`), or its tokens by id,
+            `<pad>` and `<unk>` first. None only when a checkpoint is loaded next: it brings
+            its own.
         class_names: Class names in label order (linked).
         max_length: Reviews are cut to this many tokens (linked).
         embedding_dim: Word embedding size.
@@ -128,7 +129,7 @@ class ImdbSentimentTask(LightningModule):
 
     def __init__(
         self,
-        vocab: Sequence[str] | None = None,
+        vocab: Vocab | Sequence[str] | None = None,
         class_names: Sequence[str] = ("neg", "pos"),
         max_length: int = 256,
         embedding_dim: int = 300,
@@ -142,7 +143,9 @@ class ImdbSentimentTask(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["vocab", "optimizer", "scheduler"])
-        self.vocab = Vocab(list(vocab) if vocab else [PAD, UNK])
+        if not isinstance(vocab, Vocab):
+            vocab = Vocab(list(vocab) if vocab else [PAD, UNK])
+        self.vocab = vocab
         self.class_names = list(class_names)
         self.net = self._network(len(self.vocab))
         if word_vectors:
