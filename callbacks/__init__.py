@@ -8,6 +8,7 @@ from callbacks.last_checkpoint import LastCheckpoint
 from callbacks.lr_finder import LRFinder
 from callbacks.lr_schedule import LRSchedule
 from callbacks.prediction_writer import PredictionWriter
+from callbacks.progress_bar import RunProgressBar
 from callbacks.update_ratio import UpdateRatioMonitor
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "LRFinder",
     "LRSchedule",
     "PredictionWriter",
+    "RunProgressBar",
     "UpdateRatioMonitor",
 ]

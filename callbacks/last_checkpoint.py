@@ -9,6 +9,8 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from typing_extensions import override
 
+from callbacks.media import run_dir
+
 
 class LastCheckpoint(Checkpoint):
     """Save the latest training state to `<checkpoint dir>/last.ckpt`, whatever the metrics do.
@@ -18,8 +20,9 @@ class LastCheckpoint(Checkpoint):
     the best epoch, and a resume restarts there. This callback writes it at the end of every
     training epoch and, with `every_n_train_steps`, during the epoch too, so a crash loses at
     most that many steps. The folder is `dirpath`, else the `ModelCheckpoint`'s folder, else
-    `<run dir>/checkpoints`, so `--ckpt_path last` finds it. Lightning runs checkpoint callbacks
-    after all others, so the saved callback states are those of the finished step.
+    `<run dir>/checkpoints` (`callbacks.media.run_dir`), so `--ckpt_path last` finds it.
+    Lightning runs checkpoint callbacks after all others, so the saved callback states are
+    those of the finished step.
 
     Args:
         dirpath: Folder for `last.ckpt`; default as above.
@@ -42,8 +45,7 @@ class LastCheckpoint(Checkpoint):
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.dirpath:
                 return Path(callback.dirpath) / self.FILENAME
-        run_dir = trainer.log_dir if trainer.loggers else trainer.default_root_dir
-        return Path(run_dir or trainer.default_root_dir) / "checkpoints" / self.FILENAME
+        return run_dir(trainer) / "checkpoints" / self.FILENAME
 
     def _save(self, trainer: Trainer) -> None:
         if trainer.fast_dev_run or trainer.sanity_checking:

@@ -29,16 +29,21 @@ def _muted(trainer: Trainer) -> bool:
 
 
 def run_dir(trainer: Trainer) -> Path:
-    """The directory this run writes to: the logger's version folder, else `default_root_dir`.
+    """The folder of this run: config, checkpoints, media and predictions, for any logger.
 
-    Unlike `trainer.log_dir` it runs no collective, so rank zero alone may call it (a broadcast
-    called on one rank only would hang a multi-GPU run).
+    `<save_dir>/<name>/<version>`, where `ModelCheckpoint` puts `checkpoints/`: for TensorBoard
+    `runs/face_expression/version_0`, for W&B `runs/<project>/<run id>` (`trainer.log_dir` is
+    the bare `save_dir` there, shared by every run); `default_root_dir` without a logger. Unlike
+    `trainer.log_dir` it runs no collective, so rank zero alone may call it (a broadcast called on
+    one rank only would hang a multi-GPU run).
     """
     logger = trainer.loggers[0] if trainer.loggers else None
     if logger is None:
         return Path(trainer.default_root_dir)
-    folder = logger.log_dir if isinstance(logger, (TensorBoardLogger, CSVLogger)) else None
-    return Path(folder or logger.save_dir or trainer.default_root_dir)
+    if isinstance(logger, (TensorBoardLogger, CSVLogger)):
+        return Path(logger.log_dir)
+    version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
+    return Path(logger.save_dir or trainer.default_root_dir) / str(logger.name or "") / version
 
 
 def _to_hwc_uint8(image: Figure | np.ndarray | torch.Tensor) -> np.ndarray:

@@ -11,6 +11,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
 
+from callbacks.media import run_dir
+
 
 class PredictionWriter(BasePredictionWriter):
     """Write the rows `predict_step` returns to `<run dir>/predictions.csv`, batch by batch.
@@ -39,8 +41,8 @@ class PredictionWriter(BasePredictionWriter):
 
     @override
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # trainer.log_dir is a collective: fine here, every rank runs this hook.
-        folder = Path(self.output_dir or trainer.log_dir or trainer.default_root_dir)
+        # Every rank runs this hook: rank zero's run folder is broadcast to all.
+        folder = Path(self.output_dir or trainer.strategy.broadcast(run_dir(trainer)))
         name = self.filename
         if trainer.world_size > 1:
             name = name.replace(".csv", f".rank{trainer.global_rank}.csv")
@@ -95,4 +97,5 @@ class PredictionWriter(BasePredictionWriter):
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-            rank_zero_info(f"Wrote {self._rows} predictions to {self.path}")
+            noun = "prediction" if self._rows == 1 else "predictions"
+            rank_zero_info(f"Wrote {self._rows} {noun} to {self.path}")

@@ -263,12 +263,57 @@ def make_loader(
 
 
 def split_indices(n: int, val_split: float, seed: int) -> tuple[list[int], list[int]]:
-    """Deterministic (train, val) index split with a seeded generator."""
+    """Deterministic (train, val) index split with a seeded generator (unlabelled data)."""
     if not 0.0 < val_split < 1.0:
         raise ValueError(f"val_split must be in (0, 1), got {val_split}")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     n_val = max(1, round(n * val_split))
     return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def stratified_split(
+    labels: Sequence[int], val_split: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """Deterministic (train, val) index split that holds out `val_split` of every class.
+
+    Every class with two or more examples keeps at least one in each split, so small datasets
+    still validate every class; a class seen once stays in train.
+    """
+    if not 0.0 < val_split < 1.0:
+        raise ValueError(f"val_split must be in (0, 1), got {val_split}")
+    generator = torch.Generator().manual_seed(seed)
+    by_class: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_class.setdefault(label, []).append(index)
+    train, val = [], []
+    for label in sorted(by_class):
+        members = by_class[label]
+        order = torch.randperm(len(members), generator=generator).tolist()
+        n_val = min(max(1, round(len(members) * val_split)), len(members) - 1)
+        val += [members[i] for i in order[:n_val]]
+        train += [members[i] for i in order[n_val:]]
+    return sorted(train), sorted(val)
+
+
+def labels_from_folders(
+    files: Sequence[Path], predict_path: str | Path | Sequence[str | Path], classes: Sequence[str]
+) -> list[int]:
+    """Labels of files to predict when they sit in class folders: `predict_path/<class>/...`.
+
+    Only for one folder whose every file is inside a sub-folder named after a known class (a
+    validation tree); otherwise every label is -1 (unknown).
+    """
+    unknown = [-1] * len(files)
+    if not isinstance(predict_path, (str, Path)) or not Path(predict_path).is_dir():
+        return unknown
+    index = {name: i for i, name in enumerate(classes)}
+    labels = []
+    for path in files:
+        parts = path.relative_to(predict_path).parts
+        if len(parts) < 2 or parts[0] not in index:
+            return unknown
+        labels.append(index[parts[0]])
+    return labels
 
 
 def print_audit(
@@ -304,7 +349,7 @@ def size_summary(sizes: Sequence[tuple[int, int]]) -> str:
     widths, heights = zip(*sizes, strict=True)
     return (
         f"image sizes (w x h): {min(widths)}-{max(widths)} x {min(heights)}-{max(heights)}, "
-        f"most common {common[0]}x{common[1]} ({times} images)"
+        f"most common {common[0]}x{common[1]} ({times} image{'' if times == 1 else 's'})"
     )
 
 
@@ -493,9 +538,9 @@ class ImageClassificationDataModule(LightningDataModule):
         )
 
     def hold_out_val(self, splits: dict[str, Split]) -> dict[str, Split]:
-        """Without a val split, hold out `val_split` of train with the seed."""
+        """Without a val split, hold out `val_split` of each class of train with the seed."""
         if "val" not in splits:
-            train, val = split_indices(len(splits["train"].labels), self.val_split, self.seed)
+            train, val = stratified_split(splits["train"].labels, self.val_split, self.seed)
             splits["val"] = splits["train"].subset(val)
             splits["train"] = splits["train"].subset(train)
         return splits
@@ -512,8 +557,9 @@ class ImageClassificationDataModule(LightningDataModule):
         """Build datasets for `stage` and print the data audit (once per process)."""
         if stage == "predict" and self.predict_path:  # only these files: no training data
             files = readable_images(self.predict_path)
+            labels = labels_from_folders(files, self.predict_path, self.class_names)
             self.datasets["predict"] = ImageFileDataset(
-                files, [-1] * len(files), self.num_channels, self.eval_transform()
+                files, labels, self.num_channels, self.eval_transform()
             )
             return
         source = self.source

@@ -223,7 +223,8 @@ class FaceExpressionDataModule(ImageClassificationDataModule):
         num_workers: DataLoader worker processes.
         val_split: Fraction of train held out when the data has no validation split.
         seed: Seed for the split and the demo generator.
-        predict_path: Image file(s) or folder to predict on; default the validation split.
+        predict_path: Image file(s) or folder to predict on; default the validation split. A
+            folder of class sub-folders (e.g. `val/`) gives the true labels too.
         image_size: Side of the square model input.
         grayscale: Force 1-channel (True) or RGB (False) input; None decides from the data.
         demo_per_class: Demo training images per class (val and test get a quarter each).

@@ -26,12 +26,17 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from datamodules.common import check_model_classes, make_loader, split_indices
+from datamodules.common import (
+    check_model_classes,
+    labels_from_folders,
+    make_loader,
+    stratified_split,
+)
 
 CLASS_NAMES = ("neg", "pos")
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1
 LABELS = {"neg": 0, "negative": 0, "0": 0, "pos": 1, "positive": 1, "1": 1}
-CACHE_VERSION = 1  # bump when the tokenizer or the cache layout changes
+CACHE_VERSION = 2  # bump when the tokenizer, the readers, the split or the cache layout change
 
 # --- tokenizer and vocabulary ------------------------------------------------------------------
 
@@ -209,12 +214,20 @@ class ReadReport:
 
     empty: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)  # non-UTF-8 bytes decoded with U+FFFD
+    extra_fields: list[str] = field(default_factory=list)  # CSV rows longer than the header
+    not_text: list[str] = field(default_factory=list)  # files in review folders that aren't .txt
 
     def warn(self, where: str) -> None:
         """One warning per kind, with counts and the first few sources."""
         for what, items in (
             ("empty review(s) skipped", self.empty),
             ("text(s) had non-UTF-8 bytes, decoded with replacement characters", self.replaced),
+            (
+                "CSV row(s) with more fields than the header skipped (an unquoted comma? quote "
+                "the text, or give a .txt file with one review per line)",
+                self.extra_fields,
+            ),
+            ("file(s) without a .txt extension skipped", self.not_text),
         ):
             if items:
                 shown = ", ".join(items[:5]) + (" ..." if len(items) > 5 else "")
@@ -255,10 +268,23 @@ def read_aclimdb(root: Path, report: ReadReport) -> dict[str, TextSplit]:
                 raise FileNotFoundError(
                     f"Missing {folder}: aclImdb keeps reviews in {split}/neg/ and {split}/pos/."
                 )
-            for path in sorted(folder.glob("*.txt")):
+            for path in text_files(folder, report):
                 _add(data, _decode(path.read_bytes(), str(path), report), label, str(path), report)
         splits[split] = data
     return splits
+
+
+def text_files(
+    folder: Path, report: ReadReport | None = None, recursive: bool = False
+) -> list[Path]:
+    """The `.txt` files of `folder` (any case: `.TXT` too), sorted; others counted in `report`."""
+    files, others = [], []
+    for path in sorted(folder.rglob("*") if recursive else folder.iterdir()):
+        if path.is_file():
+            (files if path.suffix.lower() == ".txt" else others).append(path)
+    if report is not None:
+        report.not_text += [str(p) for p in others if not p.name.startswith(".")]
+    return files
 
 
 def _label(value: Any, source: str) -> int:
@@ -290,8 +316,11 @@ def read_csv(
             "--data.init_args.text_column / --data.init_args.label_column."
         )
     data = TextSplit([], [], [])
-    for row_number, row in enumerate(reader, start=2):  # line 1 is the header
-        source = f"{path}:{row_number}"
+    for row in reader:
+        source = f"{path}:{reader.line_num}"
+        if None in row:  # DictReader keeps fields beyond the header under the key None
+            report.extra_fields.append(source)
+            continue
         label = _label(row[label_column], source) if has_labels else -1
         _add(data, row[text_column] or "", label, source, report)
     return data
@@ -658,12 +687,10 @@ class ImdbDataModule(LightningDataModule):
         if self.root.is_file():
             files = [self.root]
         elif (self.root / "train").is_dir():  # what read_aclimdb reads (not unsup/: 50k files)
-            files = [
-                path
-                for split in ("train", "test")
-                for name in CLASS_NAMES
-                for path in (self.root / split / name).glob("*.txt")
+            folders = [
+                self.root / split / name for split in ("train", "test") for name in CLASS_NAMES
             ]
+            files = [path for folder in folders if folder.is_dir() for path in text_files(folder)]
         else:
             files = list(self.root.glob("*.csv"))
         return [
@@ -714,9 +741,7 @@ class ImdbDataModule(LightningDataModule):
         if not splits["train"].texts:
             raise ValueError(f"{description}: the training split has no reviews.")
         if "val" not in splits:
-            train_idx, val_idx = split_indices(
-                len(splits["train"].texts), self.val_split, self.seed
-            )
+            train_idx, val_idx = stratified_split(splits["train"].labels, self.val_split, self.seed)
             train = splits["train"]
             pick = lambda idx: TextSplit(  # noqa: E731
                 [train.texts[i] for i in idx],
@@ -814,12 +839,13 @@ def read_predict(
     """
     report = ReadReport()
     if path.is_dir():
-        files = sorted(path.rglob("*.txt"))
+        files = text_files(path, report, recursive=True)
         if not files:
             raise FileNotFoundError(f"predict_path {path} holds no .txt files.")
         data = TextSplit([], [], [])
-        for file in files:
-            _add(data, _decode(file.read_bytes(), str(file), report), -1, str(file), report)
+        labels = labels_from_folders(files, path, CLASS_NAMES)  # neg/, pos/: an aclImdb split
+        for file, label in zip(files, labels, strict=True):
+            _add(data, _decode(file.read_bytes(), str(file), report), label, str(file), report)
     elif path.suffix.lower() == ".csv":
         data = read_csv(path, text_column, label_column, report, labelled=False)
     elif path.is_file():

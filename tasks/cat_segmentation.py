@@ -358,9 +358,7 @@ class CatSegmentationTask(LightningModule):
             row: dict[str, Any] = {"path": name, "mask": mask_image}
             row["overlay"] = Image.fromarray(np.ascontiguousarray(overlay))
             shares = (counts / mask.numel()).tolist()
-            row.update(
-                {f"share_{c}": s for c, s in zip(self.class_names[1:], shares[1:], strict=True)}
-            )
+            row.update({f"share_{c}": s for c, s in zip(self.class_names, shares, strict=True)})
             rows.append(row)
         return rows
 

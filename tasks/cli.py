@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_info
 
 import callbacks  # noqa: F401 - registers the callbacks for short class names
 import datamodules  # noqa: F401 - registers the datamodules for short class names
 import tasks  # noqa: F401 - registers the tasks for short class names
+from callbacks.media import run_dir
 from callbacks.prediction_writer import PredictionWriter
 from tasks.common import ARTIFACTS
 
@@ -103,10 +106,49 @@ class ZooCLI(LightningCLI):
         self.model = config.get("model")
         self.trainer = self.instantiate_trainer()
 
+    def _quiet_checkpoint_restore(self) -> None:
+        # validate/test/predict write no checkpoints, so ModelCheckpoint's warning on restore
+        # that "the dirpath has changed" (to this run's folder) says nothing useful here.
+        warnings.filterwarnings("ignore", message="The dirpath has changed from")
+
+    def before_validate(self) -> None:
+        """Evaluate without the checkpoint-folder warning."""
+        self._quiet_checkpoint_restore()
+
+    def before_test(self) -> None:
+        """Evaluate without the checkpoint-folder warning."""
+        self._quiet_checkpoint_restore()
+
     def before_predict(self) -> None:
         """Write predictions.csv into the run directory unless a config adds its own writer."""
+        self._quiet_checkpoint_restore()
         if not any(isinstance(c, BasePredictionWriter) for c in self.trainer.callbacks):
             self.trainer.callbacks.append(PredictionWriter())
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Save the resolved `config.yaml` into the run folder (`callbacks.media.run_dir`).
+
+    LightningCLI saves it to `trainer.log_dir`, which for W&B is the bare `save_dir` that every
+    run of every application shares. Also prints the run folder once.
+    """
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Write the config on rank zero, before anything else of the run is written."""
+        if self.already_saved:
+            return
+        if trainer.is_global_zero:
+            folder = run_dir(trainer)
+            folder.mkdir(parents=True, exist_ok=True)
+            self.parser.save(
+                self.config,
+                str(folder / self.config_filename),
+                skip_none=False,
+                overwrite=self.overwrite,
+                multifile=self.multifile,
+            )
+            rank_zero_info(f"Run folder: {folder}")
+        self.already_saved = True
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -164,6 +206,7 @@ def cli(args: Sequence[str] | None = None, run: bool = True) -> ZooCLI | None:
         subclass_mode_data=True,
         args=args,  # None: LightningCLI reads sys.argv itself
         run=run,
+        save_config_callback=RunConfigSaver,
         save_config_kwargs={"overwrite": True},
         # Hyperparameters are each task's own `__init__` arguments (`save_hyperparameters`), not
         # the CLI's config dump with link targets the task does not take; tasks inject their

@@ -346,6 +346,7 @@ def test_predict_writes_masks_and_overlays_at_original_size(
     assert mask.getpalette()[3:6] == [128, 0, 0]
     assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 1}
     assert 0.0 <= float(row["share_cat"]) <= 1.0
+    assert float(row["share_background"]) + float(row["share_cat"]) == pytest.approx(1.0)
 
 
 def test_checkpoint_alone_predicts_images(trained_checkpoint: Path, tmp_path: Path) -> None:

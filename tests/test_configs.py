@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import inspect
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,48 @@ def test_checkpoint_flow(config: Path, tmp_path: Path) -> None:
         predicted = model.predict_images([sorted(inputs.glob("photo*.png"))[0]])
     assert len(predicted) == 1
     assert predicted[0].get("predicted", "mask") in [*model.class_names, "mask"]
+
+
+def test_every_logger_keeps_one_folder_per_run() -> None:
+    import wandb
+
+    face = next(c for c in CONFIGS if c.stem == "face_expression")
+    preset = face.parent / "presets" / "wandb.yaml"
+    steps = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
+    args = ["-c", str(face), "-c", str(preset), *TINY["face_expression"], *steps]
+    folders = []
+    for _ in range(2):
+        result = cli(["fit", *args, "--trainer.limit_val_batches=1"])
+        folders.append(Path(result.trainer.checkpoint_callback.dirpath).parent)
+        wandb.finish()
+    checkpoint = folders[0] / "checkpoints" / "last.ckpt"
+    result = cli(["predict", *args, f"--ckpt_path={checkpoint}"])
+    (writer,) = [c for c in result.trainer.callbacks if type(c).__name__ == "PredictionWriter"]
+    folders.append(writer.path.parent)
+    wandb.finish()
+
+    assert len(set(folders)) == 3, "each run gets its own folder"
+    assert all(f.parent == Path("runs/lightning-task-zoo") for f in folders)
+    for folder in folders[:2]:
+        assert (folder / "config.yaml").is_file()
+        assert (folder / "checkpoints" / "last.ckpt").is_file()
+    assert (folders[2] / "config.yaml").is_file()
+    assert (folders[2] / "predictions.csv").is_file()
+    assert not Path("runs/config.yaml").exists()
+
+
+def test_evaluation_runs_do_not_warn_about_checkpoint_folders_nor_show_v_num() -> None:
+    from callbacks.progress_bar import RunProgressBar
+
+    face = next(c for c in CONFIGS if c.stem == "face_expression")
+    tiny = [*TINY["face_expression"], "--trainer.limit_train_batches=1"]
+    fitted = cli(["fit", "-c", str(face), *tiny, "--trainer.max_epochs=1"])
+    checkpoint = Path(fitted.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = cli(["validate", "-c", str(face), *tiny, f"--ckpt_path={checkpoint}"])
+    assert not any("dirpath has changed" in str(w.message) for w in caught)
+    assert not any("Be aware" in str(w.message) for w in caught)
+    assert result.trainer.state.finished
+    bar = next(c for c in fitted.trainer.callbacks if isinstance(c, RunProgressBar))
+    assert "v_num" not in bar.get_metrics(fitted.trainer, fitted.model)

@@ -184,6 +184,36 @@ def test_folders_without_val_are_split_with_the_seed(mouth_folders: Path, tmp_pa
     assert len(data.datasets["val"]) == 12
     assert len(data.datasets["train"]) == 36
     assert data.datasets["val"].paths == again.datasets["val"].paths
+    assert sorted(data.datasets["val"].labels) == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
+
+
+def test_held_out_validation_keeps_every_class_of_a_small_dataset(mouth_folders, tmp_path) -> None:
+    import shutil
+
+    # 26 / 26 / 27 images, as in the bug report; a random hold-out gave 5 / 8 / 3.
+    for name, count in (("frown", 26), ("smile", 26), ("surprise", 27)):
+        source = sorted((mouth_folders / "train" / name).glob("*.png"))[0]
+        folder = tmp_path / "data" / "train" / name
+        folder.mkdir(parents=True)
+        for i in range(count):
+            shutil.copy(source, folder / f"{i:03d}.png")
+    data = FaceExpressionDataModule(root=str(tmp_path / "data"), val_split=0.2)
+    data.setup("fit")
+    assert sorted(data.datasets["val"].labels) == [0] * 5 + [1] * 5 + [2] * 5
+
+
+def test_predicting_a_class_folder_tree_gives_true_labels(mouth_folders: Path) -> None:
+    data = FaceExpressionDataModule(
+        root=str(mouth_folders), predict_path=str(mouth_folders / "val")
+    )
+    data.setup("predict")
+    dataset = data.datasets["predict"]
+    assert [data.class_names[i] for i in dataset.labels] == [p.parent.name for p in dataset.paths]
+    flat = FaceExpressionDataModule(
+        root=str(mouth_folders), predict_path=str(mouth_folders / "val" / "smile")
+    )
+    flat.setup("predict")
+    assert set(flat.datasets["predict"].labels) == {-1}  # no class folders: labels unknown
 
 
 def test_missing_root_names_the_path(tmp_path: Path) -> None:

@@ -301,3 +301,37 @@ def test_a_100k_word_vocabulary_travels_outside_the_hyperparameters(tmp_path: Pa
     task = ImdbSentimentTask.load_from_checkpoint(checkpoint)
     assert task.vocab.itos == saved["artifacts"]["vocab"]
     assert task.net.embedding.num_embeddings == len(task.vocab)
+
+
+def test_csv_row_longer_than_the_header_is_a_counted_skip(tmp_path: Path) -> None:
+    from datamodules.imdb import read_predict
+
+    path = tmp_path / "reviews.csv"
+    path.write_text("review\nA great film, loved it\nJust fine\n")
+    with pytest.warns(UserWarning, match=r"1 CSV row\(s\) with more fields.*reviews\.csv:2"):
+        texts, _, _ = read_predict(path, "review", "label")
+    assert texts == ["Just fine"]  # never "A great film" cut at the comma
+
+
+def test_review_extensions_are_case_insensitive_and_others_counted(acl_imdb: Path) -> None:
+    (acl_imdb / "train" / "pos" / "9996_10.TXT").write_text("An upper-case file, and a good film.")
+    (acl_imdb / "train" / "pos" / "notes.md").write_text("not a review")
+    report = imdb.ReadReport()
+    splits = imdb.read_aclimdb(acl_imdb, report)
+    assert any(i.endswith("9996_10.TXT") for i in splits["train"].ids)
+    assert [Path(p).name for p in report.not_text] == ["notes.md"]
+
+
+def test_held_out_validation_keeps_the_class_balance(tmp_path: Path) -> None:
+    rows = [("good", "pos")] * 4 + [("bad", "neg")] * 36
+    data = ImdbDataModule(root=str(_write_csv(tmp_path / "r.csv", rows, ("text", "label"))))
+    data.val_split = 0.25
+    assert np.bincount(data.encoded.splits["val"].labels).tolist() == [9, 1]
+
+
+def test_predicting_an_aclimdb_folder_keeps_its_labels(acl_imdb: Path) -> None:
+    from datamodules.imdb import read_predict
+
+    texts, ids, labels = read_predict(acl_imdb / "test", "text", "label")
+    assert set(labels) == {0, 1}
+    assert all(("pos" in i) == (label == 1) for i, label in zip(ids, labels, strict=True))

@@ -6,6 +6,7 @@ import csv
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -13,6 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, TensorDataset
 
+from callbacks.lr_finder import LRFinder
 from callbacks.lr_schedule import LRSchedule
 
 BATCHES = 4  # per epoch
@@ -221,8 +223,6 @@ def test_warns_when_the_task_also_has_a_scheduler() -> None:
 
 
 def test_lr_finder_reports_curve_and_suggestion(tmp_path: Path, lightning_info) -> None:
-    from callbacks.lr_finder import LRFinder
-
     trainer = Trainer(
         max_epochs=10,
         callbacks=[LRFinder(num_training_steps=30)],
@@ -237,3 +237,109 @@ def test_lr_finder_reports_curve_and_suggestion(tmp_path: Path, lightning_info) 
     assert "LR range test suggests lr = " in lightning_info.text
     # The configured LRs are left alone: the user copies the suggestion into the config.
     assert [g["lr"] for g in trainer.optimizers[0].param_groups] == [0.01, 0.1]
+
+
+class Regression(LightningModule):
+    """Fit y = x @ 1 by SGD on a fixed sample of 5 batches; `scale` sets the curvature of the loss.
+
+    scale 0.1: stable for every LR up to 1. scale 10: SGD diverges above lr ~1e-2.
+    """
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 1)
+        x = torch.randn(40, 4, generator=torch.Generator().manual_seed(0)) * scale
+        self.data = TensorDataset(x, x.sum(dim=1, keepdim=True))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.linear(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    def train_dataloader(self):
+        return DataLoader(self.data, batch_size=8)  # 5 batches
+
+
+class RecordStart(Callback):
+    """The weights and LR that real training starts from."""
+
+    def on_train_start(self, trainer, pl_module):
+        self.weights = {k: v.clone() for k, v in pl_module.state_dict().items()}
+        self.lr = trainer.optimizers[0].param_groups[0]["lr"]
+
+
+def find_lr(model: LightningModule, tmp_path: Path) -> tuple[LRFinder, RecordStart, Trainer]:
+    finder, start = LRFinder(num_training_steps=30), RecordStart()
+    trainer = Trainer(
+        max_epochs=1,  # 5 steps: the 30-step sweep must run over 6 epochs anyway
+        callbacks=[finder, start],
+        logger=False,
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model)
+    return finder, start, trainer
+
+
+def test_lr_finder_sweeps_the_whole_range_on_short_epochs(tmp_path: Path, lightning_info) -> None:
+    model = Regression(scale=0.1)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    finder, start, trainer = find_lr(model, tmp_path)
+
+    lrs = finder.optimal_lr.results["lr"]
+    assert len(lrs) == len(finder.optimal_lr.results["loss"]) == 30
+    assert lrs[0] == pytest.approx(1e-6)
+    assert lrs[-1] == pytest.approx(1.0)
+    assert "diverg" not in lightning_info.text
+    assert (
+        "LR range test: swept lr 1.00e-06 to 1.00e+00 in 30 steps (6.0 passes over 5 batches)."
+        in lightning_info.text
+    )
+    assert "LR range test suggests lr = " in lightning_info.text
+    # Training then starts from the original weights and LR and keeps its own epoch limit.
+    assert all(torch.equal(start.weights[k], initial[k]) for k in initial)
+    assert start.lr == 0.01
+    assert trainer.max_epochs == 1
+    assert trainer.global_step == 5
+
+
+def test_lr_finder_still_reports_a_diverging_loss(tmp_path: Path, lightning_info) -> None:
+    finder, _, trainer = find_lr(Regression(scale=10.0), tmp_path)
+
+    lrs = finder.optimal_lr.results["lr"]
+    # Stopped by the loss, past the first epoch and past SGD's stable LRs, before the end.
+    assert 5 < len(lrs) < 30
+    assert lrs[-1] > 1e-2
+    assert f"LR range test: the loss diverged at lr {lrs[-1]:.2e}; swept lr 1.00e-06 to" in (
+        lightning_info.text
+    )
+    assert f"in {len(lrs)} steps" in lightning_info.text
+    assert trainer.global_step == 5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"min_lr": 0.0}, "min_lr"),
+        ({"min_lr": 1.0, "max_lr": 0.1}, "max_lr"),
+        ({"num_training_steps": 1}, "num_training_steps"),
+    ],
+)
+def test_lr_finder_bad_arguments(kwargs, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        LRFinder(**kwargs)
+
+
+def test_suggestion_is_the_steepest_descent_per_decade() -> None:
+    from callbacks.lr_finder import steepest_descent
+
+    lrs = np.logspace(-6, 0, 61).tolist()  # 10 points a decade
+    # Flat, then the loss falls fastest around 1e-3, then it blows up.
+    losses = [2.0 - 1.5 / (1 + np.exp(-(np.log10(lr) + 3) * 4)) for lr in lrs]
+    losses[-3:] = [5.0, 50.0, float("nan")]
+    assert steepest_descent(lrs, losses) == pytest.approx(1e-3, rel=0.3)
+    assert steepest_descent(lrs[:12], losses[:12]) is None  # too few points after skipping
