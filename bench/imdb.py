@@ -38,15 +38,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import datamodules.imdb as imdb
-from datamodules.imdb import (
-    EncodedSplit,
-    ImdbDataModule,
+import datamodules.tokens as tokens
+from datamodules.demo.reviews import make_reviews
+from datamodules.imdb import EncodedSplit, ImdbDataModule
+from datamodules.tokens import (
     LengthBucketSampler,
     Vocab,
     basic_english,
     basic_english_regex,
-    make_reviews,
     pad_batch,
 )
 
@@ -62,7 +61,7 @@ def hf_pipeline(texts: list[str]) -> tuple[object, list[list[int]]]:
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     rules = [normalizers.Lowercase()] + [
-        normalizers.Replace(Regex(p.pattern), r) for p, r in imdb._TORCHTEXT
+        normalizers.Replace(Regex(p.pattern), r) for p, r in tokens._TORCHTEXT
     ]
     tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tokenizer.normalizer = normalizers.Sequence(rules)

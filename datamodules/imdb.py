@@ -1,22 +1,18 @@
-"""IMDB sentiment data: aclImdb folders, a CSV, Hugging Face `imdb`, or synthetic reviews.
+"""IMDB sentiment data: aclImdb folders, a CSV/JSONL/Parquet table, Hugging Face `imdb`, or a demo.
 
-Text becomes tokens by torchtext's `basic_english` rules, tokens become ids through a vocabulary
-built on the training split. Encoded splits are cached on disk, keyed by the data and the
-vocabulary settings, so a second run starts without tokenising.
+Reviews become tokens by torchtext's `basic_english` rules and ids through a vocabulary built on
+the training split (`datamodules.tokens`). Encoded splits are cached on disk, keyed by the data
+and the vocabulary settings, so a second run starts without tokenising.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
 import hashlib
-import io
 import json
 import os
-import re
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,231 +20,27 @@ import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
-from datamodules.common import (
-    check_model_classes,
-    labels_from_folders,
-    make_loader,
-    stratified_split,
+from datamodules.common import check_model_classes, make_loader, stratified_split
+from datamodules.demo.reviews import make_reviews
+from datamodules.text_table import (
+    TABLE_SUFFIXES,
+    ReadReport,
+    TextSplit,
+    add_text,
+    decode,
+    label_parser,
+    read_hf,
+    read_table,
+    read_texts,
+    text_files,
 )
+from datamodules.tokens import LengthBucketSampler, Vocab, basic_english, pad_batch
 
 CLASS_NAMES = ("neg", "pos")
-PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1
-LABELS = {"neg": 0, "negative": 0, "0": 0, "pos": 1, "positive": 1, "1": 1}
+parse_label = label_parser(CLASS_NAMES, {"negative": 0, "positive": 1})
 CACHE_VERSION = 2  # bump when the tokenizer, the readers, the split or the cache layout change
-
-# --- tokenizer and vocabulary ------------------------------------------------------------------
-
-# torchtext's basic_english runs 12 regex substitutions in order. Each pattern but the last is a
-# literal string, so the same replacements as `str.replace` calls, in the same order, give the
-# same text; `split()` does the last one (whitespace runs). About 2.5x faster than the regexes.
-_RULES = (("'", " '  "), ('"', ""), (".", " . "), ("<br />", " "), (",", " , "), ("(", " ( "),
-          (")", " ) "), ("!", " ! "), ("?", " ? "), (";", " "), (":", " "))  # fmt: skip
-
-
-# torchtext.data.utils._basic_english_normalize's patterns, verbatim: the reference.
-_TORCHTEXT = [
-    (re.compile(pattern), replacement)
-    for pattern, replacement in zip(
-        [r"\'", r"\"", r"\.", r"<br \/>", r",", r"\(", r"\)", r"\!", r"\?", r"\;", r"\:", r"\s+"],
-        [" '  ", "", " . ", " ", " , ", " ( ", " ) ", " ! ", " ? ", " ", " ", " "],
-        strict=True,
-    )
-]
-
-
-def basic_english_regex(text: str) -> list[str]:
-    """Torchtext's own implementation, regex by regex: the reference `basic_english` matches."""
-    text = text.lower()
-    for pattern, replacement in _TORCHTEXT:
-        text = pattern.sub(replacement, text)
-    return text.split()
-
-
-def basic_english(text: str) -> list[str]:
-    """Tokenise like torchtext's `basic_english`: lowercase, its 12 substitutions, split."""
-    text = text.lower()
-    for old, new in _RULES:
-        text = text.replace(old, new)
-    return text.split()
-
-
-@dataclass
-class Vocab:
-    """Token <-> id; `<pad>` is 0, `<unk>` is 1, then tokens by falling frequency (ties A-Z)."""
-
-    itos: list[str]
-    stoi: dict[str, int] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.itos[:2] != [PAD, UNK]:
-            raise ValueError(f"A vocabulary starts with {PAD!r}, {UNK!r}; got {self.itos[:2]}")
-        self.stoi = {token: i for i, token in enumerate(self.itos)}
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    @classmethod
-    def build(
-        cls, token_lists: Iterable[list[str]], min_freq: int = 1, max_size: int | None = None
-    ) -> Vocab:
-        """Count tokens (of the training split) and keep those seen at least `min_freq` times.
-
-        At most `max_size` entries including the two specials (torchtext's `max_tokens`).
-        """
-        counts: Counter[str] = Counter()
-        for tokens in token_lists:
-            counts.update(tokens)
-        for special in (PAD, UNK):
-            counts.pop(special, None)
-        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        kept = [token for token, count in ranked if count >= min_freq]
-        if max_size is not None:
-            kept = kept[: max(0, max_size - 2)]
-        return cls([PAD, UNK, *kept])
-
-    def encode(self, tokens: Sequence[str]) -> list[int]:
-        """Ids of `tokens`, 1 (`<unk>`) for unknown ones."""
-        get = self.stoi.get
-        return [get(token, 1) for token in tokens]
-
-
-# --- demo source: synthetic reviews whose sentiment needs word order ----------------------------
-
-_POSITIVE = ("good", "great", "wonderful", "brilliant", "moving", "funny", "gripping", "superb",
-             "charming", "clever", "beautiful", "memorable")  # fmt: skip
-_NEGATIVE = ("bad", "boring", "awful", "dull", "clumsy", "terrible", "predictable", "weak",
-             "silly", "painful", "forgettable", "messy")  # fmt: skip
-_INTENSIFIERS = ("very", "really", "truly", "extremely", "incredibly")
-_SUBJECTS = ("the film", "the movie", "the plot", "the acting", "the script", "the ending",
-             "the soundtrack", "the cast", "the dialogue", "the pacing", "this picture",
-             "the camera work")  # fmt: skip
-_FILLERS = (
-    "i saw it on a rainy sunday with two friends.",
-    "it runs a little over two hours.",
-    "the story follows a family in a small town by the sea.",
-    'my sister called it "a classic" before we even started.',
-    "there is a long scene in a train station (you will know it when you see it).",
-    "the lead actor also made a war film the year before.",
-    "we watched the director's cut on a big screen.",
-    "it is based on a novel that i have not read.",
-    "half the audience had popcorn; the other half had questions.",
-    "the second act takes place in winter.",
-    "some scenes were shot in black and white!",
-    "my grandfather fell asleep twice, which tells you something about the hour.",
-)
-
-
-def _opinion(rng: np.random.Generator) -> tuple[str, int]:
-    """One sentence with a sentiment word, maybe intensified (x2) and maybe negated (x-1)."""
-    positive = rng.random() < 0.5
-    adjective = str(rng.choice(_POSITIVE if positive else _NEGATIVE))
-    weight = 1
-    if rng.random() < 0.35:
-        adjective = f"{rng.choice(_INTENSIFIERS)} {adjective}"
-        weight = 2
-    subject = str(rng.choice(_SUBJECTS))
-    negated = rng.random() < 0.5
-    if negated:
-        form = rng.integers(4)
-        text = (
-            f"{subject} was not {adjective}.",
-            f"{subject} isn't {adjective} at all.",
-            f"i would never call {subject} {adjective}.",
-            f"{subject} is far from {adjective}.",
-        )[form]
-    else:
-        form = rng.integers(3)
-        text = (
-            f"{subject} was {adjective}.",
-            f"{subject} is {adjective}, no doubt.",
-            f"i found {subject} {adjective}.",
-        )[form]
-    return text, weight * (1 if positive else -1) * (-1 if negated else 1)
-
-
-def make_reviews(count: int, seed: int, mean_words: float = 60.0) -> tuple[list[str], list[int]]:
-    """`count` synthetic reviews (text, label 0 neg / 1 pos), seeded.
-
-    A review mixes opinion sentences with neutral filler; its label is the sign of the summed
-    opinions, where "very" doubles a sentence's weight and "not"/"never"/"isn't"/"far from" flip
-    it. Positive and negative words, negations and intensifiers are equally common in both
-    classes, so counting words gives chance accuracy: a model must read "not good" as negative.
-    Lengths are spread around `mean_words` (IMDB reviews average ~230).
-    """
-    rng = np.random.default_rng(seed)
-    texts, labels = [], []
-    while len(texts) < count:
-        opinions = [_opinion(rng) for _ in range(rng.integers(1, 4) * 2 - 1)]  # 1, 3 or 5
-        score = sum(weight for _, weight in opinions)
-        if score == 0:
-            continue
-        words = max(8.0, rng.gamma(2.0, mean_words / 2.0))  # long-tailed, like real reviews
-        fillers = [str(rng.choice(_FILLERS)) for _ in range(int(words / 10))]
-        sentences = [text for text, _ in opinions] + fillers
-        order = rng.permutation(len(sentences))
-        text = " ".join(sentences[i] for i in order)
-        if rng.random() < 0.3:
-            text = text.replace(". ", ".<br /><br />", 1)  # IMDB's line breaks
-        texts.append(text[0].upper() + text[1:])
-        labels.append(int(score > 0))
-    return texts, labels
-
-
-# --- reading: aclImdb folders, CSV, Hugging Face ------------------------------------------------
-
-
-@dataclass
-class TextSplit:
-    """Raw texts and labels of one split, and where each came from (file or row)."""
-
-    texts: list[str]
-    labels: list[int]
-    ids: list[str]
-
-
-@dataclass
-class ReadReport:
-    """Counted problems: nothing is dropped silently."""
-
-    empty: list[str] = field(default_factory=list)
-    replaced: list[str] = field(default_factory=list)  # non-UTF-8 bytes decoded with U+FFFD
-    extra_fields: list[str] = field(default_factory=list)  # CSV rows longer than the header
-    not_text: list[str] = field(default_factory=list)  # files in review folders that aren't .txt
-
-    def warn(self, where: str) -> None:
-        """One warning per kind, with counts and the first few sources."""
-        for what, items in (
-            ("empty review(s) skipped", self.empty),
-            ("text(s) had non-UTF-8 bytes, decoded with replacement characters", self.replaced),
-            (
-                "CSV row(s) with more fields than the header skipped (an unquoted comma? quote "
-                "the text, or give a .txt file with one review per line)",
-                self.extra_fields,
-            ),
-            ("file(s) without a .txt extension skipped", self.not_text),
-        ):
-            if items:
-                shown = ", ".join(items[:5]) + (" ..." if len(items) > 5 else "")
-                rank_zero_warn(f"{len(items)} {what} in {where}: {shown}")
-
-
-def _decode(data: bytes, source: str, report: ReadReport) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        report.replaced.append(source)
-        return data.decode("utf-8", errors="replace")
-
-
-def _add(split: TextSplit, text: str, label: int, source: str, report: ReadReport) -> None:
-    if text.strip():
-        split.texts.append(text)
-        split.labels.append(label)
-        split.ids.append(source)
-    else:
-        report.empty.append(source)
 
 
 def read_aclimdb(root: Path, report: ReadReport) -> dict[str, TextSplit]:
@@ -269,95 +61,24 @@ def read_aclimdb(root: Path, report: ReadReport) -> dict[str, TextSplit]:
                     f"Missing {folder}: aclImdb keeps reviews in {split}/neg/ and {split}/pos/."
                 )
             for path in text_files(folder, report):
-                _add(data, _decode(path.read_bytes(), str(path), report), label, str(path), report)
+                add_text(
+                    data, decode(path.read_bytes(), str(path), report), label, str(path), report
+                )
         splits[split] = data
     return splits
 
 
-def text_files(
-    folder: Path, report: ReadReport | None = None, recursive: bool = False
-) -> list[Path]:
-    """The `.txt` files of `folder` (any case: `.TXT` too), sorted; others counted in `report`."""
-    files, others = [], []
-    for path in sorted(folder.rglob("*") if recursive else folder.iterdir()):
-        if path.is_file():
-            (files if path.suffix.lower() == ".txt" else others).append(path)
-    if report is not None:
-        report.not_text += [str(p) for p in others if not p.name.startswith(".")]
+def table_files(root: Path) -> dict[str, Path]:
+    """`root` itself if it is a table, else its `train`/`val`/`test` tables (any suffix)."""
+    if root.is_file():
+        return {"train": root}
+    files = {}
+    for split in ("train", "val", "test"):
+        found = [root / f"{split}{suffix}" for suffix in TABLE_SUFFIXES]
+        found = [path for path in found if path.is_file()]
+        if found:
+            files[split] = found[0]
     return files
-
-
-def _label(value: Any, source: str) -> int:
-    key = str(value).strip().lower()
-    if key not in LABELS:
-        raise ValueError(
-            f"{source}: unknown label {value!r}. Use one of pos/neg, positive/negative or 1/0 "
-            "(or point label_column at the right column)."
-        )
-    return LABELS[key]
-
-
-def read_csv(
-    path: Path, text_column: str, label_column: str, report: ReadReport, labelled: bool = True
-) -> TextSplit:
-    """A CSV with a text and a label column (names configurable).
-
-    With `labelled=False` the label column is optional: without it every label is -1.
-    """
-    text = _decode(path.read_bytes(), str(path), report)
-    reader = csv.DictReader(io.StringIO(text))
-    columns = reader.fieldnames or []
-    has_labels = label_column in columns
-    required = (text_column, label_column) if labelled else (text_column,)
-    missing = [c for c in required if c not in columns]
-    if missing:
-        raise ValueError(
-            f"{path} has no column(s) {missing}; its columns are {reader.fieldnames}. Set "
-            "--data.init_args.text_column / --data.init_args.label_column."
-        )
-    data = TextSplit([], [], [])
-    for row in reader:
-        source = f"{path}:{reader.line_num}"
-        if None in row:  # DictReader keeps fields beyond the header under the key None
-            report.extra_fields.append(source)
-            continue
-        label = _label(row[label_column], source) if has_labels else -1
-        _add(data, row[text_column] or "", label, source, report)
-    return data
-
-
-def read_hf(
-    name: str, text_column: str, label_column: str, report: ReadReport
-) -> dict[str, TextSplit]:
-    """A Hugging Face dataset (hub name or local copy) with train/test splits, e.g. `imdb`."""
-    import datasets
-
-    try:
-        loaded = datasets.load_dataset(name)
-    except (ConnectionError, FileNotFoundError, ValueError) as error:
-        raise FileNotFoundError(
-            f"Could not load the Hugging Face dataset {name!r}: {error}. Offline, it must be in "
-            "the datasets cache (HF_HOME) or a local folder in the hub's layout."
-        ) from error
-    splits = {}
-    for split in ("train", "validation", "test"):
-        if split not in loaded:
-            continue
-        part = loaded[split]
-        missing = [c for c in (text_column, label_column) if c not in part.column_names]
-        if missing:
-            raise ValueError(
-                f"{name} [{split}] has no column(s) {missing}; its columns are "
-                f"{part.column_names}. Set text_column / label_column."
-            )
-        data = TextSplit([], [], [])
-        for i, (text, label) in enumerate(zip(part[text_column], part[label_column], strict=True)):
-            source = f"{name}[{split}][{i}]"
-            _add(data, text or "", _label(label, source), source, report)
-        splits["val" if split == "validation" else split] = data
-    if "train" not in splits:
-        raise ValueError(f"{name} has no train split (splits: {list(loaded)}).")
-    return splits
 
 
 def _fingerprint_files(paths: Iterable[Path]) -> list[Any]:
@@ -421,63 +142,8 @@ class _TextDataset(Dataset):
         return {"text": self.texts[index], "id": self.ids[index], "label": self.labels[index]}
 
 
-def pad_batch(
-    samples: list[tuple[torch.Tensor, int]], pad_to: int | None = None
-) -> dict[str, torch.Tensor]:
-    """Pad to the longest review in the batch (or to `pad_to`): ids (B, T), lengths, labels."""
-    ids = [s[0] for s in samples]
-    width = pad_to or max(len(i) for i in ids)
-    batch = torch.zeros(len(ids), width, dtype=torch.long)  # 0 is <pad>
-    for row, tokens in enumerate(ids):
-        batch[row, : len(tokens)] = tokens
-    return {
-        "ids": batch,
-        "lengths": torch.tensor([len(i) for i in ids]),
-        "label": torch.tensor([s[1] for s in samples]),
-    }
-
-
 def _collate_texts(samples: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return {key: [s[key] for s in samples] for key in samples[0]}
-
-
-class LengthBucketSampler(Sampler[int]):
-    """Shuffled indices in which each run of `batch_size` has similar lengths: less padding.
-
-    Every epoch: shuffle, cut into chunks of `batch_size * bucket_batches`, sort each chunk by
-    length, cut into batches, shuffle the batches (the one short batch goes last, so DataLoader
-    batches line up with ours). Under DDP, Lightning's sampler wrapper deals the indices out
-    round-robin, which keeps neighbours of similar length together on each rank.
-    """
-
-    def __init__(
-        self, lengths: Sequence[int], batch_size: int, bucket_batches: int = 50, seed: int = 0
-    ) -> None:
-        self.lengths = np.asarray(lengths)
-        self.batch_size = batch_size
-        self.bucket_batches = bucket_batches
-        self.seed = seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def __iter__(self) -> Iterator[int]:
-        rng = np.random.default_rng((self.seed, self.epoch))
-        self.epoch += 1
-        order = rng.permutation(len(self.lengths))
-        chunk = self.batch_size * self.bucket_batches
-        batches = []
-        for start in range(0, len(order), chunk):
-            part = order[start : start + chunk]
-            part = part[np.argsort(self.lengths[part], kind="stable")]
-            batches += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
-        short = [b for b in batches if len(b) < self.batch_size]
-        full = [b for b in batches if len(b) == self.batch_size]
-        for i in rng.permutation(len(full)):
-            yield from full[i].tolist()
-        for batch in short:
-            yield from batch.tolist()
 
 
 # --- the datamodule ----------------------------------------------------------------------------
@@ -684,15 +350,13 @@ class ImdbDataModule(LightningDataModule):
                 f"Data root {self.root} does not exist. Point --data.init_args.root at an aclImdb "
                 "folder or a CSV, set hf_dataset, or leave both unset for demo data."
             )
-        if self.root.is_file():
-            files = [self.root]
-        elif (self.root / "train").is_dir():  # what read_aclimdb reads (not unsup/: 50k files)
+        if (self.root / "train").is_dir():  # what read_aclimdb reads (not unsup/: 50k files)
             folders = [
                 self.root / split / name for split in ("train", "test") for name in CLASS_NAMES
             ]
             files = [path for folder in folders if folder.is_dir() for path in text_files(folder)]
         else:
-            files = list(self.root.glob("*.csv"))
+            files = list(table_files(self.root).values())
         return [
             "files",
             str(self.root),
@@ -704,7 +368,9 @@ class ImdbDataModule(LightningDataModule):
     def _read(self) -> tuple[dict[str, TextSplit], str]:
         report = ReadReport()
         if self.hf_dataset:
-            splits = read_hf(self.hf_dataset, self.text_column, self.label_column, report)
+            splits = read_hf(
+                self.hf_dataset, self.text_column, self.label_column, parse_label, report
+            )
             description = f"Hugging Face dataset {self.hf_dataset}"
         elif self.root is None:
             splits = {}
@@ -722,20 +388,17 @@ class ImdbDataModule(LightningDataModule):
         elif (self.root / "train").is_dir():
             splits = read_aclimdb(self.root, report)
             description = f"aclImdb folders under {self.root}"
-        elif self.root.is_file() or (self.root / "train.csv").is_file():
-            files = {"train": self.root} if self.root.is_file() else {
-                split: self.root / f"{split}.csv" for split in ("train", "val", "test")
-                if (self.root / f"{split}.csv").is_file()
-            }  # fmt: skip
+        elif files := table_files(self.root):
             splits = {
-                split: read_csv(path, self.text_column, self.label_column, report)
+                split: read_table(path, self.text_column, self.label_column, parse_label, report)
                 for split, path in files.items()
             }
-            description = f"CSV {self.root}"
+            description = f"table {self.root}"
         else:
             raise FileNotFoundError(
                 f"Cannot tell the layout of {self.root}: expected aclImdb folders "
-                "(train/pos/*.txt, train/neg/*.txt), a CSV file, or a folder with train.csv."
+                "(train/pos/*.txt, train/neg/*.txt), a CSV/TSV/JSONL/Parquet file, or a folder "
+                "with train.csv (or .tsv, .jsonl, .parquet)."
             )
         report.warn(description)
         if not splits["train"].texts:
@@ -781,10 +444,14 @@ class ImdbDataModule(LightningDataModule):
     def setup(self, stage: str) -> None:
         """Datasets for `stage`; the data audit is printed once."""
         if stage == "predict" and self.predict_path:  # only these texts: no training data
-            texts, ids, labels = read_predict(
-                Path(self.predict_path), self.text_column, self.label_column
+            texts = read_texts(
+                Path(self.predict_path),
+                self.text_column,
+                self.label_column,
+                parse_label,
+                CLASS_NAMES,
             )
-            self.datasets["predict"] = _TextDataset(texts, ids, labels)
+            self.datasets["predict"] = _TextDataset(texts.texts, texts.ids, texts.labels)
             return
         if "class_names" in self.model_facts:
             check_model_classes(self.class_names, self.model_facts["class_names"], "IMDB data")
@@ -828,37 +495,6 @@ class ImdbDataModule(LightningDataModule):
         return DataLoader(
             self.datasets["predict"], batch_size=self.batch_size, collate_fn=_collate_texts
         )
-
-
-def read_predict(
-    path: Path, text_column: str, label_column: str
-) -> tuple[list[str], list[str], list[int]]:
-    """Reviews to classify: a CSV, a text file with one review per line, or a folder of .txt files.
-
-    A CSV keeps its labels when it has `label_column`. Empty reviews are counted and skipped.
-    """
-    report = ReadReport()
-    if path.is_dir():
-        files = text_files(path, report, recursive=True)
-        if not files:
-            raise FileNotFoundError(f"predict_path {path} holds no .txt files.")
-        data = TextSplit([], [], [])
-        labels = labels_from_folders(files, path, CLASS_NAMES)  # neg/, pos/: an aclImdb split
-        for file, label in zip(files, labels, strict=True):
-            _add(data, _decode(file.read_bytes(), str(file), report), label, str(file), report)
-    elif path.suffix.lower() == ".csv":
-        data = read_csv(path, text_column, label_column, report, labelled=False)
-    elif path.is_file():
-        data = TextSplit([], [], [])
-        lines = _decode(path.read_bytes(), str(path), report).splitlines()
-        for number, line in enumerate(lines, start=1):
-            _add(data, line, -1, f"{path}:{number}", report)
-    else:
-        raise FileNotFoundError(f"predict_path {path} does not exist.")
-    report.warn(str(path))
-    if not data.texts:
-        raise ValueError(f"predict_path {path} holds no reviews.")
-    return data.texts, data.ids, data.labels
 
 
 @rank_zero_only

@@ -19,7 +19,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassConfusionMatrix
 from typing_extensions import override
 
-from datamodules.imdb import PAD, UNK, Vocab, basic_english, pad_batch
+from datamodules.tokens import PAD, UNK, Vocab, basic_english, pad_batch
 from tasks.common import (
     ARTIFACTS,
     classification_metrics,

@@ -11,17 +11,25 @@ import pytest
 import torch
 
 import datamodules.imdb as imdb
-from datamodules.imdb import (
-    ImdbDataModule,
+from datamodules.demo.reviews import make_reviews
+from datamodules.imdb import ImdbDataModule
+from datamodules.text_table import ReadReport, read_texts
+from datamodules.tokens import (
     LengthBucketSampler,
     Vocab,
     basic_english,
     basic_english_regex,
-    make_reviews,
     pad_batch,
 )
 from tasks.cli import cli
 from tasks.imdb_lstm import ImdbSentimentTask, SentimentLSTM
+
+
+def read_predict(path: Path, text_column: str, label_column: str):
+    """The IMDB datamodule's predict reader: texts, ids, labels."""
+    data = read_texts(path, text_column, label_column, imdb.parse_label, imdb.CLASS_NAMES)
+    return data.texts, data.ids, data.labels
+
 
 CONFIG = Path(__file__).parents[1] / "configs" / "imdb_lstm.yaml"
 TINY = ["--data.init_args.demo_reviews=64", "--model.init_args.embedding_dim=8"]
@@ -125,10 +133,10 @@ def acl_imdb(tmp_path: Path) -> Path:
 
 def test_aclimdb_counts_empty_and_undecodable_reviews(acl_imdb: Path) -> None:
     data = ImdbDataModule(root=str(acl_imdb), val_split=0.25, batch_size=8)
-    with pytest.warns(UserWarning, match="empty review") as warned:
+    with pytest.warns(UserWarning, match="empty text") as warned:
         data.setup("fit")
     messages = " ".join(str(w.message) for w in warned)
-    assert re.search(r"1 empty review\(s\) skipped.*900_9\.txt", messages)
+    assert re.search(r"1 empty text\(s\) skipped.*900_9\.txt", messages)
     assert re.search(r"1 text\(s\) had non-UTF-8 bytes.*901_1\.txt", messages)
     sizes = {split: len(data.datasets[split]) for split in ("train", "val", "test")}
     assert sizes == {"train": 31, "val": 10, "test": 40}  # 41 kept of train, unsup ignored
@@ -267,8 +275,6 @@ def test_zoo_predict_uses_the_checkpoint_vocabulary(
 
 
 def test_predict_csv_keeps_labels_only_when_it_has_them(tmp_path: Path) -> None:
-    from datamodules.imdb import read_predict
-
     labelled = _write_csv(
         tmp_path / "l.csv", [("good film", "pos"), ("bad", "neg")], ("text", "label")
     )
@@ -304,8 +310,6 @@ def test_a_100k_word_vocabulary_travels_outside_the_hyperparameters(tmp_path: Pa
 
 
 def test_csv_row_longer_than_the_header_is_a_counted_skip(tmp_path: Path) -> None:
-    from datamodules.imdb import read_predict
-
     path = tmp_path / "reviews.csv"
     path.write_text("review\nA great film, loved it\nJust fine\n")
     with pytest.warns(UserWarning, match=r"1 CSV row\(s\) with more fields.*reviews\.csv:2"):
@@ -316,7 +320,7 @@ def test_csv_row_longer_than_the_header_is_a_counted_skip(tmp_path: Path) -> Non
 def test_review_extensions_are_case_insensitive_and_others_counted(acl_imdb: Path) -> None:
     (acl_imdb / "train" / "pos" / "9996_10.TXT").write_text("An upper-case file, and a good film.")
     (acl_imdb / "train" / "pos" / "notes.md").write_text("not a review")
-    report = imdb.ReadReport()
+    report = ReadReport()
     splits = imdb.read_aclimdb(acl_imdb, report)
     assert any(i.endswith("9996_10.TXT") for i in splits["train"].ids)
     assert [Path(p).name for p in report.not_text] == ["notes.md"]
@@ -330,8 +334,6 @@ def test_held_out_validation_keeps_the_class_balance(tmp_path: Path) -> None:
 
 
 def test_predicting_an_aclimdb_folder_keeps_its_labels(acl_imdb: Path) -> None:
-    from datamodules.imdb import read_predict
-
     texts, ids, labels = read_predict(acl_imdb / "test", "text", "label")
     assert set(labels) == {0, 1}
     assert all(("pos" in i) == (label == 1) for i, label in zip(ids, labels, strict=True))

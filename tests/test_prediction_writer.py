@@ -49,3 +49,16 @@ def test_rows_and_images(tmp_path: Path) -> None:
 def test_filename_must_be_csv() -> None:
     with pytest.raises(ValueError, match="filename must end with .csv"):
         PredictionWriter(filename="out.txt")
+
+
+def test_counts_read_as_english(tmp_path: Path, lightning_info) -> None:
+    from datamodules.common import size_summary
+
+    class One(MaskPredictor):
+        def predict_dataloader(self):
+            return DataLoader(PATHS[:1], batch_size=1)
+
+    trainer = Trainer(logger=False, default_root_dir=tmp_path, callbacks=[PredictionWriter()])
+    trainer.predict(One(), return_predictions=False)
+    assert "Wrote 1 prediction to" in lightning_info.text
+    assert size_summary([(4, 2)]).endswith("(1 image)")

@@ -1,0 +1,236 @@
+"""Reading labelled texts: CSV/TSV/JSONL/Parquet tables, text files, Hugging Face datasets.
+
+One reader for every text application, with its checks in one place: a missing column (named,
+with the columns there are), an unknown label (named, with its row and the known labels), empty
+texts and CSV rows longer than the header (skipped, counted, reported), undecodable bytes
+(replaced, counted). CSV/TSV go through the `csv` module, which can name the offending line;
+JSONL, Parquet and hub datasets through `datasets`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.utilities import rank_zero_warn
+
+from datamodules.common import labels_from_folders
+
+LabelParser = Callable[[Any, str], int]  # (raw label, where it was read) -> class id
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+
+
+@dataclass
+class TextSplit:
+    """Raw texts and labels of one split, and where each came from (file or row)."""
+
+    texts: list[str]
+    labels: list[int]
+    ids: list[str]
+
+
+@dataclass
+class ReadReport:
+    """Counted problems: nothing is dropped silently."""
+
+    empty: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)  # non-UTF-8 bytes decoded with U+FFFD
+    extra_fields: list[str] = field(default_factory=list)  # CSV rows longer than the header
+    not_text: list[str] = field(default_factory=list)  # files in text folders that aren't .txt
+
+    def warn(self, where: str) -> None:
+        """One warning per kind, with counts and the first few sources."""
+        for what, items in (
+            ("empty text(s) skipped", self.empty),
+            ("text(s) had non-UTF-8 bytes, decoded with replacement characters", self.replaced),
+            (
+                "CSV row(s) with more fields than the header skipped (an unquoted comma? quote "
+                "the text, or give a .txt file with one text per line)",
+                self.extra_fields,
+            ),
+            ("file(s) without a .txt extension skipped", self.not_text),
+        ):
+            if items:
+                shown = ", ".join(items[:5]) + (" ..." if len(items) > 5 else "")
+                rank_zero_warn(f"{len(items)} {what} in {where}: {shown}")
+
+
+def label_parser(class_names: Sequence[str], aliases: Mapping[str, int] = {}) -> LabelParser:  # noqa: B006 - read only
+    """Labels given as class names, integer ids or `aliases`, in any case and spacing."""
+    known = {str(name).strip().lower(): i for i, name in enumerate(class_names)}
+    known.update({str(i): i for i in range(len(class_names))})
+    known.update({key.lower(): value for key, value in aliases.items()})
+
+    def parse(value: Any, source: str) -> int:
+        key = str(value).strip().lower()
+        if key not in known:
+            raise ValueError(
+                f"{source}: unknown label {value!r}. Known labels: {sorted(known)} (or point "
+                "label_column at the right column)."
+            )
+        return known[key]
+
+    return parse
+
+
+def decode(data: bytes, source: str, report: ReadReport) -> str:
+    """UTF-8 text; undecodable bytes become U+FFFD and the source is counted."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        report.replaced.append(source)
+        return data.decode("utf-8", errors="replace")
+
+
+def add_text(split: TextSplit, text: str, label: int, source: str, report: ReadReport) -> None:
+    """Append a text, or count it as empty."""
+    if text.strip():
+        split.texts.append(text)
+        split.labels.append(label)
+        split.ids.append(source)
+    else:
+        report.empty.append(source)
+
+
+def text_files(
+    folder: Path, report: ReadReport | None = None, recursive: bool = False
+) -> list[Path]:
+    """The `.txt` files of `folder` (any case: `.TXT` too), sorted; others counted in `report`."""
+    files, others = [], []
+    for path in sorted(folder.rglob("*") if recursive else folder.iterdir()):
+        if path.is_file():
+            (files if path.suffix.lower() == ".txt" else others).append(path)
+    if report is not None:
+        report.not_text += [str(p) for p in others if not p.name.startswith(".")]
+    return files
+
+
+def _check_columns(where: Any, columns: Sequence[str], required: Sequence[str]) -> None:
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise ValueError(
+            f"{where} has no column(s) {missing}; its columns are {list(columns)}. Set "
+            "--data.init_args.text_column / --data.init_args.label_column."
+        )
+
+
+def _csv_rows(path: Path, report: ReadReport) -> tuple[list[str], Iterable[tuple[str, dict]]]:
+    """Header and (source, row) pairs of a CSV/TSV; rows longer than the header are counted."""
+    reader = csv.DictReader(
+        io.StringIO(decode(path.read_bytes(), str(path), report)),
+        delimiter="\t" if path.suffix.lower() == ".tsv" else ",",
+    )
+    columns = list(reader.fieldnames or [])
+
+    def rows() -> Iterable[tuple[str, dict]]:
+        for row in reader:
+            source = f"{path}:{reader.line_num}"
+            if None in row:  # DictReader keeps fields beyond the header under the key None
+                report.extra_fields.append(source)
+                continue
+            yield source, row
+
+    return columns, rows()
+
+
+def _dataset_rows(path: Path) -> tuple[list[str], Iterable[tuple[str, dict]]]:
+    """Header and (source, row) pairs of a JSONL/Parquet file, read by `datasets`."""
+    import datasets
+
+    builder = "parquet" if path.suffix.lower() == ".parquet" else "json"
+    table = datasets.load_dataset(builder, data_files=str(path), split="train")
+    return table.column_names, ((f"{path}[{i}]", row) for i, row in enumerate(table))
+
+
+def read_table(
+    path: Path,
+    text_column: str,
+    label_column: str,
+    parse_label: LabelParser,
+    report: ReadReport,
+    labelled: bool = True,
+) -> TextSplit:
+    """A CSV/TSV/JSONL/Parquet table with a text and a label column (names configurable).
+
+    With `labelled=False` the label column is optional: without it every label is -1.
+    """
+    if path.suffix.lower() in (".csv", ".tsv"):
+        columns, rows = _csv_rows(path, report)
+    else:
+        columns, rows = _dataset_rows(path)
+    _check_columns(path, columns, (text_column, label_column) if labelled else (text_column,))
+    has_labels = label_column in columns
+    data = TextSplit([], [], [])
+    for source, row in rows:
+        label = parse_label(row[label_column], source) if has_labels else -1
+        add_text(data, str(row[text_column] or ""), label, source, report)
+    return data
+
+
+def read_hf(
+    name: str, text_column: str, label_column: str, parse_label: LabelParser, report: ReadReport
+) -> dict[str, TextSplit]:
+    """A Hugging Face dataset (hub name or local copy): train, and validation/test if present."""
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(name)
+    except (ConnectionError, FileNotFoundError, ValueError) as error:
+        raise FileNotFoundError(
+            f"Could not load the Hugging Face dataset {name!r}: {error}. Offline, it must be in "
+            "the datasets cache (HF_HOME) or a local folder in the hub's layout."
+        ) from error
+    splits = {}
+    for split in ("train", "validation", "test"):
+        if split not in loaded:
+            continue
+        part = loaded[split]
+        _check_columns(f"{name} [{split}]", part.column_names, (text_column, label_column))
+        data = TextSplit([], [], [])
+        for i, (text, label) in enumerate(zip(part[text_column], part[label_column], strict=True)):
+            source = f"{name}[{split}][{i}]"
+            add_text(data, text or "", parse_label(label, source), source, report)
+        splits["val" if split == "validation" else split] = data
+    if "train" not in splits:
+        raise ValueError(f"{name} has no train split (splits: {list(loaded)}).")
+    return splits
+
+
+def read_texts(
+    path: Path,
+    text_column: str,
+    label_column: str,
+    parse_label: LabelParser,
+    class_names: Sequence[str],
+) -> TextSplit:
+    """Texts to predict: a table, a text file with one text per line, or a folder of .txt files.
+
+    A table keeps its labels when it has `label_column`; a folder of class sub-folders (e.g. an
+    aclImdb `test/` with `neg/` and `pos/`) gives them by folder. Empty texts are counted.
+    """
+    report = ReadReport()
+    if path.is_dir():
+        files = text_files(path, report, recursive=True)
+        if not files:
+            raise FileNotFoundError(f"predict_path {path} holds no .txt files.")
+        data = TextSplit([], [], [])
+        labels = labels_from_folders(files, path, class_names)
+        for file, label in zip(files, labels, strict=True):
+            add_text(data, decode(file.read_bytes(), str(file), report), label, str(file), report)
+    elif path.suffix.lower() in TABLE_SUFFIXES:
+        data = read_table(path, text_column, label_column, parse_label, report, labelled=False)
+    elif path.is_file():
+        data = TextSplit([], [], [])
+        lines = decode(path.read_bytes(), str(path), report).splitlines()
+        for number, line in enumerate(lines, start=1):
+            add_text(data, line, -1, f"{path}:{number}", report)
+    else:
+        raise FileNotFoundError(f"predict_path {path} does not exist.")
+    report.warn(str(path))
+    if not data.texts:
+        raise ValueError(f"predict_path {path} holds no texts.")
+    return data
