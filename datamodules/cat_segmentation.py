@@ -360,11 +360,18 @@ def convert_labelme(
 
     Unreadable JSON or a missing/undecodable image is a counted skip (`failed`); unknown labels,
     bad shapes, size disagreements and duplicate stems raise, since they mean wrong inputs.
+    The output is written to a hidden folder next to `dst` and moved into place only when every
+    file converted, so a failed run leaves `dst` as it was (absent, or with its old files).
     """
+    import shutil
+    import uuid
+
     src, dst = Path(src), Path(dst)
     class_names = read_label_file(Path(labels))
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: folder not found. Pass the folder with labelme's *.json.")
+    if dst.exists() and not dst.is_dir():
+        raise NotADirectoryError(f"{dst}: exists and is not a folder. Pass an output folder.")
     json_files = sorted(src.rglob("*.json"))
     if not json_files:
         raise FileNotFoundError(f"{src}: no *.json files (searched recursively). Annotate first.")
@@ -377,16 +384,33 @@ def convert_labelme(
             )
         by_stem[path.stem] = path
 
+    # Next to dst: the final move is a rename on one file system. mkdir, not tempfile.mkdtemp,
+    # so dst gets the usual permissions instead of mkdtemp's owner-only 0o700.
+    staging = dst.parent / f".{dst.name}.{uuid.uuid4().hex[:8]}.partial"
+    staging.mkdir(parents=True)
+    try:
+        report = _convert_into(staging, json_files, class_names, visualize, progress)
+        _move_into_place(staging, dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already after a successful move
+    report.dst = dst
+    return report
+
+
+def _convert_into(
+    out: Path, json_files: list[Path], class_names: list[str], visualize: bool, progress: bool
+) -> LabelmeReport:
+    """Write the VOC layout of `json_files` into the empty folder `out`."""
     folders = ["JPEGImages", "SegmentationClassPNG"]
     folders += ["SegmentationClassVisualization"] if visualize else []
     for folder in folders:
-        (dst / folder).mkdir(parents=True, exist_ok=True)
-    (dst / "class_names.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")
+        (out / folder).mkdir()
+    (out / "class_names.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")
 
     class_ids = {name: i for i, name in enumerate(class_names)}
     palette = voc_colormap()
     counts = np.zeros(256, dtype=np.int64)
-    report = LabelmeReport([], {}, class_names, [0] * len(class_names), 0, dst)
+    report = LabelmeReport([], {}, class_names, [0] * len(class_names), 0)
     for path in track(json_files, description="labelme -> VOC", disable=not progress):
         try:
             data = _read_json(path)
@@ -402,18 +426,30 @@ def convert_labelme(
                 f"is {height} x {width}. Re-open and save it in labelme, or fix the sizes."
             )
         mask = shapes_to_mask(data["shapes"], height, width, class_ids, str(path))
-        image.save(dst / "JPEGImages" / f"{path.stem}.jpg", quality=95)
+        image.save(out / "JPEGImages" / f"{path.stem}.jpg", quality=95)
         png = Image.fromarray(mask)
         png.putpalette(palette.tobytes())
-        png.save(dst / "SegmentationClassPNG" / f"{path.stem}.png")
+        png.save(out / "SegmentationClassPNG" / f"{path.stem}.png")
         if visualize:
             viz = _visualize(image, mask, palette)
-            viz.save(dst / "SegmentationClassVisualization" / f"{path.stem}.jpg", quality=95)
+            viz.save(out / "SegmentationClassVisualization" / f"{path.stem}.jpg", quality=95)
         counts += np.bincount(mask.ravel(), minlength=256)
         report.converted.append(path)
     report.pixel_counts = counts[: len(class_names)].tolist()
     report.ignored_pixels = int(counts[IGNORE_INDEX])
     return report
+
+
+def _move_into_place(staging: Path, dst: Path) -> None:
+    """Rename `staging` to `dst`, or move its files into an existing `dst` (same names replaced)."""
+    if not dst.exists():
+        staging.rename(dst)
+        return
+    for path in sorted(staging.rglob("*")):
+        if path.is_file():
+            target = dst / path.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(target)
 
 
 # --- masks: reading, encodings, the audit scan -------------------------------------------------

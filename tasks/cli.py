@@ -224,18 +224,28 @@ def cli(args: Sequence[str] | None = None, run: bool = True) -> ZooCLI | None:
 
 def prepare_main(argv: Sequence[str]) -> None:
     """`zoo prepare <what> ...`: data preparation steps, one sub-command per application."""
+    from datamodules.face_expression import DETECT_SIDE, MIN_FACE, MIN_FACE_FLOOR
+
     parser = argparse.ArgumentParser(prog="zoo prepare", description="Prepare data for a task.")
     steps = parser.add_subparsers(dest="step", required=True)
     mouths = steps.add_parser(
         "mouths",
         help="crop mouth regions of face photos for face-expression training",
         description="Detect faces (OpenCV Haar cascade) in SRC's class-per-folder images, crop "
-        "the mouth region and write the same tree of PNG crops to DST.",
+        f"the mouth region and write the same tree of PNG crops to DST. Images under "
+        f"{DETECT_SIDE} px (FER2013's 48 x 48 faces) are upscaled for detection.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     mouths.add_argument("src", type=Path, help="class-per-folder face photos, e.g. raw/train/smile")
     mouths.add_argument("dst", type=Path, help="output folder for the mouth crops")
-    mouths.add_argument("--size", type=int, default=64, help="side of the square crops (64)")
-    mouths.add_argument("--min-face", type=int, default=48, help="smallest face side in pixels")
+    mouths.add_argument("--size", type=int, default=64, help="side of the square crops")
+    mouths.add_argument(
+        "--min-face",
+        type=float,
+        default=MIN_FACE,
+        help="smallest face side: below 1 a fraction of the image's shorter side (at least "
+        f"{MIN_FACE_FLOOR} px), else pixels",
+    )
     mouths.add_argument(
         "--no-smile", action="store_true", help="do not refine the crop with the smile cascade"
     )

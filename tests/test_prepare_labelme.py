@@ -294,6 +294,58 @@ def test_convert_unknown_label_raises_with_json_name(tmp_path: Path, labels: Pat
         convert_labelme(src, tmp_path / "voc", labels, progress=False)
 
 
+def _three_jsons(src: Path, second_label: str, first_points: list[list[float]]) -> None:
+    data = _b64_png(_image())
+    shapes = [[_poly("cat", first_points)], [_poly(second_label, RECT_POLY)], []]
+    for stem, shape in zip("abc", shapes, strict=True):
+        _write_json(src / f"{stem}.json", shape, image_data=data)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_convert_failure_leaves_no_destination(tmp_path: Path, labels: Path) -> None:
+    src, dst = tmp_path / "ann", tmp_path / "out" / "voc"
+    _three_jsons(src, "zebra", RECT_POLY)
+    with pytest.raises(ValueError, match=r"b\.json: label 'zebra' is not in the labels file"):
+        convert_labelme(src, dst, labels, progress=False)
+    assert not dst.exists()
+    assert list((tmp_path / "out").iterdir()) == []  # no staging folder left behind
+
+
+def test_convert_failure_leaves_existing_destination_unchanged(
+    tmp_path: Path, labels: Path
+) -> None:
+    src, dst = tmp_path / "ann", tmp_path / "voc"
+    _three_jsons(src, "cat", RECT_POLY)
+    convert_labelme(src, dst, labels, progress=False)
+    (dst / "notes.txt").write_text("mine")
+    before = _snapshot(dst)
+    _three_jsons(src, "zebra", [[0, 0], [15, 0], [15, 11]])  # a.png would change
+    with pytest.raises(ValueError, match=r"b\.json: label 'zebra'"):
+        convert_labelme(src, dst, labels, progress=False)
+    assert _snapshot(dst) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ann", "labels.txt", "voc"]
+
+
+def test_convert_into_existing_destination_replaces_outputs_keeps_other_files(
+    tmp_path: Path, labels: Path
+) -> None:
+    src, dst = tmp_path / "ann", tmp_path / "voc"
+    _write_json(src / "a.json", [], image_data=_b64_png(_image()))
+    convert_labelme(src, dst, labels, progress=False)
+    (dst / "notes.txt").write_text("mine")
+    _write_json(src / "a.json", [_poly("cat", RECT_POLY)], image_data=_b64_png(_image()))
+    report = convert_labelme(src, dst, labels, progress=False)
+    assert report.dst == dst
+    assert (dst / "notes.txt").read_text() == "mine"
+    assert np.array(Image.open(dst / "SegmentationClassPNG" / "a.png")).max() == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ann", "labels.txt", "voc"]
+
+
 def test_convert_counts_skips_instead_of_raising(tmp_path: Path, labels: Path) -> None:
     src, dst = tmp_path / "ann", tmp_path / "voc"
     good = _write_json(src / "good.json", [_poly("cat", RECT_POLY)], image_data=_b64_png(_image()))
