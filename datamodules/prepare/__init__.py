@@ -1,0 +1,1 @@
+"""`zoo prepare` steps, one module each: they may use OpenCV; no datamodule imports them."""
