@@ -75,7 +75,7 @@ def quiet_lightning() -> None:
 
 def build_batches(count: int, batch_size: int, image_size: int) -> list[dict]:
     """`count` distinct batches {"image" normalised float, "mask" int64, "name"} from make_cats."""
-    from datamodules.cat_segmentation import make_cats
+    from datamodules.demo.cats import make_cats
 
     images, masks = make_cats(count * batch_size, image_size, SEED)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)
@@ -218,7 +218,8 @@ def write_voc(root: Path, sizes: list[int], image_size: int) -> dict[int, Path]:
     """One VOC folder per size; the smaller ones hard-link the first files of the largest."""
     from PIL import Image
 
-    from datamodules.cat_segmentation import make_cats, voc_colormap
+    from datamodules.demo.cats import make_cats
+    from datamodules.masks import voc_colormap
 
     palette = voc_colormap().tobytes()
     largest = max(sizes)

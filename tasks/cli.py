@@ -206,6 +206,9 @@ def cli(args: Sequence[str] | None = None, run: bool = True) -> ZooCLI | None:
         subclass_mode_data=True,
         args=args,  # None: LightningCLI reads sys.argv itself
         run=run,
+        # Without a logger, runs (checkpoints, media, config) still go under runs/, never into
+        # the working directory itself.
+        trainer_defaults={"default_root_dir": "runs"},
         save_config_callback=RunConfigSaver,
         save_config_kwargs={"overwrite": True},
         # Hyperparameters are each task's own `__init__` arguments (`save_hyperparameters`), not
@@ -224,7 +227,7 @@ def cli(args: Sequence[str] | None = None, run: bool = True) -> ZooCLI | None:
 
 def prepare_main(argv: Sequence[str]) -> None:
     """`zoo prepare <what> ...`: data preparation steps, one sub-command per application."""
-    from datamodules.face_expression import DETECT_SIDE, MIN_FACE, MIN_FACE_FLOOR
+    from datamodules.prepare.mouths import DETECT_SIDE, MIN_FACE, MIN_FACE_FLOOR
 
     parser = argparse.ArgumentParser(prog="zoo prepare", description="Prepare data for a task.")
     steps = parser.add_subparsers(dest="step", required=True)
@@ -269,14 +272,14 @@ def prepare_main(argv: Sequence[str]) -> None:
     )
     options = parser.parse_args(argv)
     if options.step == "labelme":
-        from datamodules.cat_segmentation import convert_labelme
+        from datamodules.prepare.labelme import convert_labelme
 
         report = convert_labelme(
             options.src, options.dst, options.labels, visualize=not options.no_viz
         )
         print(report.summary())
     if options.step == "mouths":
-        from datamodules.face_expression import prepare_mouths
+        from datamodules.prepare.mouths import prepare_mouths
 
         report = prepare_mouths(
             options.src,

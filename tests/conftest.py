@@ -44,7 +44,7 @@ def mouth_folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A class-per-folder tree (train/val) of PNG mouth crops drawn by the demo generator."""
     from PIL import Image
 
-    from datamodules.face_expression import CLASS_NAMES, make_mouths
+    from datamodules.demo.mouths import CLASS_NAMES, make_mouths
 
     root = tmp_path_factory.mktemp("mouths")
     for split, per_class, seed in (("train", 12, 0), ("val", 4, 1)):

@@ -15,13 +15,9 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-from datamodules.cat_segmentation import (
-    CatSegmentationDataModule,
-    collate,
-    make_cats,
-    train_transform,
-    voc_colormap,
-)
+from datamodules.cat_segmentation import CatSegmentationDataModule, collate, train_transform
+from datamodules.demo.cats import make_cats
+from datamodules.masks import voc_colormap
 from tasks.cat_segmentation import CatSegmentationTask, DiceCELoss, UNet, soft_dice_loss
 from tasks.cli import cli
 

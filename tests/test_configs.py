@@ -182,3 +182,13 @@ def test_evaluation_runs_do_not_warn_about_checkpoint_folders_nor_show_v_num() -
     assert result.trainer.state.finished
     bar = next(c for c in fitted.trainer.callbacks if isinstance(c, RunProgressBar))
     assert "v_num" not in bar.get_metrics(fitted.trainer, fitted.model)
+
+
+def test_without_a_logger_nothing_lands_in_the_working_directory() -> None:
+    face = next(c for c in CONFIGS if c.stem == "face_expression")
+    before = set(Path().iterdir())
+    steps = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
+    cli(["fit", "-c", str(face), "--trainer.logger=false", *TINY["face_expression"], *steps])
+    assert set(Path().iterdir()) - before == {Path("runs")}
+    assert list(Path("runs").rglob("*confusion_matrix*.png")), "media go under runs/"
+    assert (Path("runs") / "checkpoints" / "last.ckpt").is_file()

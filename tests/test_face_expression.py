@@ -12,7 +12,8 @@ import torch
 from lightning.pytorch import Trainer, seed_everything
 
 from callbacks.prediction_writer import PredictionWriter
-from datamodules.face_expression import CLASS_NAMES, FaceExpressionDataModule, make_mouths
+from datamodules.demo.mouths import CLASS_NAMES, make_mouths
+from datamodules.face_expression import FaceExpressionDataModule
 from tasks.cli import cli
 from tasks.face_expression import FaceExpressionTask
 

@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datamodules.cat_segmentation import (
-    IGNORE_INDEX,
-    CatSegmentationDataModule,
+from datamodules.cat_segmentation import CatSegmentationDataModule
+from datamodules.masks import IGNORE_INDEX, voc_colormap
+from datamodules.prepare.labelme import (
     LabelmeReport,
     convert_labelme,
     read_label_file,
     shapes_to_mask,
-    voc_colormap,
 )
 from tasks.cli import cli
 

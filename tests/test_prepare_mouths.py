@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from datamodules import face_expression
-from datamodules.face_expression import (
+from datamodules.prepare import mouths
+from datamodules.prepare.mouths import (
     MIN_FACE,
     MouthReport,
     crop_mouth,
@@ -197,12 +197,12 @@ def test_no_images(tmp_path: Path) -> None:
 
 def test_missing_cascade_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cv2.data, "haarcascades", str(tmp_path) + "/")
-    face_expression._cascade.cache_clear()
+    mouths._cascade.cache_clear()
     try:
         with pytest.raises(RuntimeError, match="opencv-python-headless<5"):
-            face_expression._cascade("haarcascade_frontalface_default.xml")
+            mouths._cascade("haarcascade_frontalface_default.xml")
     finally:
-        face_expression._cascade.cache_clear()
+        mouths._cascade.cache_clear()
 
 
 def test_zoo_prepare_mouths_command(

@@ -1,0 +1,109 @@
+"""Where segmentation pairs live on disk: VOC-style folders and Oxford-IIIT Pet, split by split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datamodules.common import Skipped, is_image_file, split_indices
+
+MASK_FOLDERS = ("SegmentationClassPNG", "SegmentationClass")  # labelme2voc's, then VOC's own
+
+
+def hold_out(
+    pairs: dict[str, list[tuple[Path, Path]]], val_split: float, seed: int
+) -> dict[str, list[tuple[Path, Path]]]:
+    """Without a val split, hold out `val_split` of train, seeded."""
+    if "val" not in pairs:
+        train, val = split_indices(len(pairs["train"]), val_split, seed)
+        pairs["val"] = [pairs["train"][i] for i in val]
+        pairs["train"] = [pairs["train"][i] for i in train]
+    return pairs
+
+
+def voc_pairs(root: Path, skipped: Skipped) -> dict[str, list[tuple[Path, Path]]]:
+    """(image, mask) pairs per split of `root/JPEGImages` + `root/SegmentationClassPNG`.
+
+    Split by `root/ImageSets/Segmentation/{train,val,test}.txt` when present.
+    """
+    images_dir = root / "JPEGImages"
+    masks_dir = next((root / name for name in MASK_FOLDERS if (root / name).is_dir()), None)
+    if not images_dir.is_dir() or masks_dir is None:
+        raise FileNotFoundError(
+            f"{root} is not a VOC-style folder: expected {root}/JPEGImages/ and "
+            f"{root}/SegmentationClassPNG/ (a mask PNG per image, same file stem)."
+        )
+    images = {}
+    for path in sorted(p for p in images_dir.iterdir() if p.is_file()):
+        if is_image_file(path):
+            images[path.stem] = path
+        else:
+            skipped.not_image.append(path)
+    masks = {p.stem: p for p in masks_dir.iterdir() if p.is_file() and is_image_file(p)}
+    lists = root / "ImageSets" / "Segmentation"
+    if (lists / "train.txt").is_file():
+        stems = {
+            split: [s for s in (lists / f"{split}.txt").read_text().split() if s]
+            for split in ("train", "val", "test")
+            if (lists / f"{split}.txt").is_file()
+        }
+        unknown = [(split, s) for split, names in stems.items() for s in names if s not in images]
+        if unknown:
+            split, stem = unknown[0]
+            raise FileNotFoundError(
+                f"{lists / (split + '.txt')} lists {stem!r} (and {len(unknown) - 1} more), which "
+                f"has no image in {images_dir}. Fix the list or add the image."
+            )
+    else:
+        stems = {"train": sorted(images)}
+    missing = [images[s] for names in stems.values() for s in names if s not in masks]
+    if missing:
+        raise FileNotFoundError(
+            f"No mask for {len(missing)} image(s), e.g. {missing[0]}: expected "
+            f"{masks_dir / (missing[0].stem + '.png')}. Add the masks, remove those images, or "
+            f"list the images to use in {lists}/train.txt (and val.txt)."
+        )
+    return {split: [(images[s], masks[s]) for s in names] for split, names in stems.items()}
+
+
+PETS = {"cats": 0, "dogs": 1}  # the SPECIES column of Oxford-IIIT Pet's lists, minus one
+
+
+def oxford_pet_pairs(root: Path, pets: str) -> dict[str, list[tuple[Path, Path]]]:
+    """(image, trimap) pairs of Oxford-IIIT Pet (trainval -> train, test), filtered by species."""
+    from torchvision.datasets import OxfordIIITPet
+
+    parent = root if (root / "oxford-iiit-pet").is_dir() else root.parent
+    pairs = {}
+    for split, name in (("train", "trainval"), ("test", "test")):
+        try:
+            data = OxfordIIITPet(parent, split=name, target_types="segmentation", download=False)
+        except (RuntimeError, FileNotFoundError) as error:
+            if split == "test" and isinstance(error, FileNotFoundError):
+                continue  # no test list: train and val only
+            raise FileNotFoundError(
+                f"No Oxford-IIIT Pet under {root}: expected oxford-iiit-pet/images/*.jpg and "
+                "oxford-iiit-pet/annotations/ (trimaps/, trainval.txt, test.txt). Download it "
+                "once, e.g. torchvision.datasets.OxfordIIITPet(root, download=True)."
+            ) from error
+        # torchvision keeps the file lists and species (0 cat, 1 dog) in private fields.
+        keep = [i for i, s in enumerate(data._bin_labels) if pets == "all" or s == PETS[pets]]
+        pairs[split] = [(data._images[i], data._segs[i]) for i in keep]
+    return pairs
+
+
+def detect_layout(root: Path) -> str:
+    """The layout of `root`, "voc" or "oxford_pet"; fails saying what it expected to find."""
+    if (root / "JPEGImages").is_dir():
+        return "voc"
+    if (root / "oxford-iiit-pet").is_dir() or (root / "annotations" / "trimaps").is_dir():
+        return "oxford_pet"
+    if next(root.glob("*.json"), None) or next(root.glob("*/*.json"), None):
+        raise ValueError(
+            f"{root} holds labelme JSON files: convert them first with `zoo prepare labelme "
+            f"{root} OUT --labels labels.txt`, then set root to OUT."
+        )
+    raise FileNotFoundError(
+        f"Cannot tell the layout of {root}. Expected a VOC-style folder (JPEGImages/, "
+        "SegmentationClassPNG/, optional ImageSets/Segmentation/{train,val}.txt) or Oxford-IIIT "
+        "Pet (oxford-iiit-pet/images/, oxford-iiit-pet/annotations/trimaps/)."
+    )

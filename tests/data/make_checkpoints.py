@@ -1,0 +1,49 @@
+"""Write the small checkpoints in tests/data/checkpoints/ with the current code.
+
+They are kept in the repository so that checkpoints written by an earlier release keep loading
+after refactors (tests/test_checkpoints.py). Run from the repository root; rerun only on purpose
+(a format change users will meet too):  python tests/data/make_checkpoints.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from tasks.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {
+    "face_expression": ["--data.init_args.demo_per_class=16", "--model.init_args.widths=[4,8]"],
+    "imdb_lstm": [
+        "--data.init_args.demo_reviews=64",
+        "--model.init_args.embedding_dim=4",
+        "--model.init_args.hidden_dim=4",
+        "--data.init_args.cache=false",
+    ],
+    "cat_segmentation": [
+        "--data.init_args.demo_images=8",
+        "--data.init_args.image_size=32",
+        "--model.init_args.init_features=4",
+    ],
+}
+
+
+def main() -> None:
+    out = ROOT / "tests" / "data" / "checkpoints"
+    out.mkdir(parents=True, exist_ok=True)
+    for app, tiny in TINY.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            os.chdir(tmp)
+            config = ROOT / "configs" / f"{app}.yaml"
+            steps = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2"]
+            result = cli(["fit", "-c", str(config), *tiny, *steps, "--trainer.logger=false"])
+            checkpoint = Path(result.trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+            shutil.copy(checkpoint, out / f"{app}.ckpt")
+            print(f"{app}: {(out / f'{app}.ckpt').stat().st_size / 1e3:.0f} KB")
+
+
+if __name__ == "__main__":
+    main()
