@@ -22,14 +22,11 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.common import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    Skipped,
     check_model_classes,
-    eval_transform,
-    load_image,
     make_loader,
-    readable_images,
     size_summary,
 )
+from datamodules.images import Skipped, eval_transform, load_image, readable_images
 from datamodules.masks import (
     IGNORE_INDEX,
     MaskFormat,

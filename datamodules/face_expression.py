@@ -12,11 +12,7 @@ from pathlib import Path
 import numpy as np
 from lightning.pytorch.utilities import rank_zero_warn
 
-from datamodules.common import (
-    ImageClassificationDataModule,
-    ImageSource,
-    Split,
-)
+from datamodules.image_classification import ImageClassificationDataModule, ImageSource, Split
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER2013_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}

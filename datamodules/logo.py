@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from datamodules.common import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    ImageClassificationDataModule,
-    ImageSource,
-)
+from datamodules.common import IMAGENET_MEAN, IMAGENET_STD
+from datamodules.image_classification import ImageClassificationDataModule, ImageSource
 
 # Pretrained torchvision EfficientNets expect ImageNet statistics; AdvProp-trained weights expect
 # inputs scaled to [-1, 1].

@@ -17,7 +17,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 from rich.progress import track
 
-from datamodules.common import Skipped, image_info
+from datamodules.images import Skipped, image_info
 
 IGNORE_INDEX = 255  # VOC's "border / don't care" value, also labelme's `__ignore__`
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datamodules.common import Skipped, is_image_file, split_indices
+from datamodules.common import split_indices
+from datamodules.images import Skipped, is_image_file
 
 MASK_FOLDERS = ("SegmentationClassPNG", "SegmentationClass")  # labelme2voc's, then VOC's own
 

@@ -21,7 +21,8 @@ from torchvision.utils import draw_segmentation_masks, make_grid
 from typing_extensions import override
 
 from callbacks.media import log_image
-from datamodules.common import IMAGENET_MEAN, IMAGENET_STD, eval_transform, load_image
+from datamodules.common import IMAGENET_MEAN, IMAGENET_STD
+from datamodules.images import eval_transform, load_image
 from datamodules.masks import IGNORE_INDEX, voc_colormap
 from tasks.common import configure_optimizers, log_loss
 

@@ -21,7 +21,7 @@ from torchmetrics.classification import (
 from typing_extensions import override
 
 from callbacks.media import log_image
-from datamodules.common import eval_transform, load_image
+from datamodules.images import eval_transform, load_image
 
 # Checkpoint key for a task's big artifacts (vocabulary, tokenizer, model config): outside
 # `hyper_parameters`, which LightningCLI re-validates on `--ckpt_path`, but in the checkpoint.

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datamodules.common import IMAGE_EXTENSIONS, is_image_file
+from datamodules.images import IMAGE_EXTENSIONS, is_image_file
 
 Box = tuple[int, int, int, int]  # x, y, w, h in image pixels
 # Haar face boxes span roughly brow to chin, so the mouth sits in the lower ~third of the box.
