@@ -40,7 +40,8 @@ import torch
 
 import datamodules.tokens as tokens
 from datamodules.demo.reviews import make_reviews
-from datamodules.imdb import EncodedSplit, ImdbDataModule
+from datamodules.encoded import EncodedSplit
+from datamodules.imdb import ImdbDataModule
 from datamodules.tokens import (
     LengthBucketSampler,
     Vocab,

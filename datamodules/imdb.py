@@ -10,9 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +22,22 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.common import check_model_classes, make_loader, stratified_split
 from datamodules.demo.reviews import make_reviews
+from datamodules.encoded import (
+    Encoded,
+    EncodedSplit,
+    default_cache_dir,
+    fingerprint_files,
+    vocab_digest,
+)
 from datamodules.text_table import (
-    TABLE_SUFFIXES,
     ReadReport,
     TextSplit,
-    add_text,
-    decode,
     label_parser,
     read_hf,
     read_table,
+    read_text_folders,
     read_texts,
+    table_files,
     text_files,
 )
 from datamodules.tokens import LengthBucketSampler, Vocab, basic_english, pad_batch
@@ -41,76 +45,6 @@ from datamodules.tokens import LengthBucketSampler, Vocab, basic_english, pad_ba
 CLASS_NAMES = ("neg", "pos")
 parse_label = label_parser(CLASS_NAMES, {"negative": 0, "positive": 1})
 CACHE_VERSION = 2  # bump when the tokenizer, the readers, the split or the cache layout change
-
-
-def read_aclimdb(root: Path, report: ReadReport) -> dict[str, TextSplit]:
-    """`root/{train,test}/{neg,pos}/*.txt` (the `unsup` folder is ignored)."""
-    splits = {}
-    for split in ("train", "test"):
-        if not (root / split).is_dir():
-            if split == "train":
-                raise FileNotFoundError(
-                    f"{root} has no train/ folder: expected train/pos, train/neg."
-                )
-            continue
-        data = TextSplit([], [], [])
-        for label, name in enumerate(CLASS_NAMES):
-            folder = root / split / name
-            if not folder.is_dir():
-                raise FileNotFoundError(
-                    f"Missing {folder}: aclImdb keeps reviews in {split}/neg/ and {split}/pos/."
-                )
-            for path in text_files(folder, report):
-                add_text(
-                    data, decode(path.read_bytes(), str(path), report), label, str(path), report
-                )
-        splits[split] = data
-    return splits
-
-
-def table_files(root: Path) -> dict[str, Path]:
-    """`root` itself if it is a table, else its `train`/`val`/`test` tables (any suffix)."""
-    if root.is_file():
-        return {"train": root}
-    files = {}
-    for split in ("train", "val", "test"):
-        found = [root / f"{split}{suffix}" for suffix in TABLE_SUFFIXES]
-        found = [path for path in found if path.is_file()]
-        if found:
-            files[split] = found[0]
-    return files
-
-
-def _fingerprint_files(paths: Iterable[Path]) -> list[Any]:
-    """Path, size and modification time of each file: changes when the data changes."""
-    return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(paths)]
-
-
-# --- encoded splits, bucketing, batches --------------------------------------------------------
-
-
-@dataclass
-class EncodedSplit:
-    """All reviews of a split as one flat id array plus offsets: compact and fast to cache."""
-
-    ids: np.ndarray  # (total tokens,) int32
-    offsets: np.ndarray  # (N + 1,) int64
-    labels: np.ndarray  # (N,) int64
-
-    @classmethod
-    def encode(
-        cls, vocab: Vocab, token_lists: Iterable[list[str]], labels: Sequence[int]
-    ) -> EncodedSplit:
-        """Encode tokenised reviews."""
-        encoded = [vocab.encode(tokens) for tokens in token_lists]
-        offsets = np.zeros(len(encoded) + 1, np.int64)
-        np.cumsum([len(e) for e in encoded], out=offsets[1:])
-        flat = np.fromiter((i for e in encoded for i in e), np.int32, count=int(offsets[-1]))
-        return cls(flat, offsets, np.asarray(labels, np.int64))
-
-    def lengths(self, max_length: int) -> np.ndarray:
-        """Token counts after truncation (at least 1: an LSTM needs one step)."""
-        return np.clip(np.diff(self.offsets), 1, max_length)
 
 
 class _ReviewDataset(Dataset):
@@ -144,64 +78,6 @@ class _TextDataset(Dataset):
 
 def _collate_texts(samples: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return {key: [s[key] for s in samples] for key in samples[0]}
-
-
-# --- the datamodule ----------------------------------------------------------------------------
-
-
-@dataclass
-class Encoded:
-    """What setup needs, cached on disk as a whole: vocabulary, encoded splits, val texts."""
-
-    vocab: Vocab
-    splits: dict[str, EncodedSplit]
-    val_texts: TextSplit  # raw, for predicting the validation split
-    description: str
-
-    def save(self, folder: Path) -> None:
-        """Write to a temporary folder, then rename: concurrent runs never see half a cache."""
-        tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
-        tmp.mkdir(parents=True, exist_ok=True)
-        for name, split in self.splits.items():
-            np.savez(tmp / f"{name}.npz", ids=split.ids, offsets=split.offsets, labels=split.labels)
-        meta = {"vocab": self.vocab.itos, "description": self.description}
-        val = {
-            "texts": self.val_texts.texts,
-            "labels": self.val_texts.labels,
-            "ids": self.val_texts.ids,
-        }
-        (tmp / "val_texts.json").write_text(json.dumps(val))
-        (tmp / "meta.json").write_text(json.dumps(meta))  # written last: marks a complete cache
-        try:
-            tmp.rename(folder)
-        except OSError:  # another process finished first
-            for path in tmp.iterdir():
-                path.unlink()
-            tmp.rmdir()
-
-    @classmethod
-    def load(cls, folder: Path) -> Encoded:
-        """Read a cache written by `save`."""
-        meta = json.loads((folder / "meta.json").read_text())
-        splits = {}
-        for path in folder.glob("*.npz"):
-            with np.load(path) as data:
-                splits[path.stem] = EncodedSplit(data["ids"], data["offsets"], data["labels"])
-        val = json.loads((folder / "val_texts.json").read_text())
-        return cls(Vocab(meta["vocab"]), splits, TextSplit(**val), meta["description"])
-
-
-def _digest(vocab: Vocab | None) -> str | None:
-    """A short fingerprint of a vocabulary (None stays None)."""
-    if vocab is None:
-        return None
-    return hashlib.sha1("\n".join(vocab.itos).encode()).hexdigest()[:16]
-
-
-def default_cache_dir() -> Path:
-    """`$XDG_CACHE_HOME/lightning-task-zoo/imdb` (default `~/.cache/...`)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lightning-task-zoo" / "imdb"
 
 
 class ImdbDataModule(LightningDataModule):
@@ -277,7 +153,7 @@ class ImdbDataModule(LightningDataModule):
         self.bucketing = bucketing
         self.fixed_padding = fixed_padding
         self.predict_path = predict_path
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir("imdb")
         self.cache = cache
         self.demo_reviews = demo_reviews
         self.demo_mean_words = demo_mean_words
@@ -318,7 +194,7 @@ class ImdbDataModule(LightningDataModule):
             "max_vocab": self.max_vocab,
             "val_split": self.val_split,
             "seed": self.seed,
-            "model_vocab": _digest(self.model_vocab),
+            "model_vocab": vocab_digest(self.model_vocab),
         }
         key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         folder = self.cache_dir / key
@@ -341,7 +217,7 @@ class ImdbDataModule(LightningDataModule):
                 self.hf_dataset,
                 self.text_column,
                 self.label_column,
-                _fingerprint_files(files),
+                fingerprint_files(files),
             ]
         if self.root is None:
             return ["demo", self.demo_reviews, self.demo_mean_words, self.seed]
@@ -350,7 +226,7 @@ class ImdbDataModule(LightningDataModule):
                 f"Data root {self.root} does not exist. Point --data.init_args.root at an aclImdb "
                 "folder or a CSV, set hf_dataset, or leave both unset for demo data."
             )
-        if (self.root / "train").is_dir():  # what read_aclimdb reads (not unsup/: 50k files)
+        if (self.root / "train").is_dir():  # what read_text_folders reads (not unsup/: 50k files)
             folders = [
                 self.root / split / name for split in ("train", "test") for name in CLASS_NAMES
             ]
@@ -362,7 +238,7 @@ class ImdbDataModule(LightningDataModule):
             str(self.root),
             self.text_column,
             self.label_column,
-            _fingerprint_files(files),
+            fingerprint_files(files),
         ]
 
     def _read(self) -> tuple[dict[str, TextSplit], str]:
@@ -386,7 +262,7 @@ class ImdbDataModule(LightningDataModule):
                 )
             description = "demo: synthetic reviews from templates (not IMDB), seeded"
         elif (self.root / "train").is_dir():
-            splits = read_aclimdb(self.root, report)
+            splits = read_text_folders(self.root, CLASS_NAMES, report)
             description = f"aclImdb folders under {self.root}"
         elif files := table_files(self.root):
             splits = {

@@ -109,6 +109,51 @@ def text_files(
     return files
 
 
+def read_text_folders(
+    root: Path,
+    class_names: Sequence[str],
+    report: ReadReport,
+    splits: Sequence[str] = ("train", "test"),
+) -> dict[str, TextSplit]:
+    """Class folders of `.txt` files, `root/<split>/<class>/*.txt`, as aclImdb ships them.
+
+    The train split is required and every class needs its folder in each split present; other
+    folders (aclImdb's `unsup/`) are ignored.
+    """
+    read = {}
+    for split in splits:
+        if not (root / split).is_dir():
+            if split == "train":
+                folders = "/, ".join(f"train/{name}" for name in class_names)
+                raise FileNotFoundError(f"{root} has no train/ folder: expected {folders}/.")
+            continue
+        data = TextSplit([], [], [])
+        for label, name in enumerate(class_names):
+            folder = root / split / name
+            if not folder.is_dir():
+                raise FileNotFoundError(
+                    f"Missing {folder}: texts of class {name!r} go in {split}/{name}/."
+                )
+            for path in text_files(folder, report):
+                text = decode(path.read_bytes(), str(path), report)
+                add_text(data, text, label, str(path), report)
+        read[split] = data
+    return read
+
+
+def table_files(root: Path) -> dict[str, Path]:
+    """`root` itself if it is a table, else its `train`/`val`/`test` tables (any suffix)."""
+    if root.is_file():
+        return {"train": root}
+    files = {}
+    for split in ("train", "val", "test"):
+        found = [root / f"{split}{suffix}" for suffix in TABLE_SUFFIXES]
+        found = [path for path in found if path.is_file()]
+        if found:
+            files[split] = found[0]
+    return files
+
+
 def _check_columns(where: Any, columns: Sequence[str], required: Sequence[str]) -> None:
     missing = [c for c in required if c not in columns]
     if missing:

@@ -13,7 +13,7 @@ import torch
 import datamodules.imdb as imdb
 from datamodules.demo.reviews import make_reviews
 from datamodules.imdb import ImdbDataModule
-from datamodules.text_table import ReadReport, read_texts
+from datamodules.text_table import ReadReport, read_text_folders, read_texts
 from datamodules.tokens import (
     LengthBucketSampler,
     Vocab,
@@ -321,7 +321,7 @@ def test_review_extensions_are_case_insensitive_and_others_counted(acl_imdb: Pat
     (acl_imdb / "train" / "pos" / "9996_10.TXT").write_text("An upper-case file, and a good film.")
     (acl_imdb / "train" / "pos" / "notes.md").write_text("not a review")
     report = ReadReport()
-    splits = imdb.read_aclimdb(acl_imdb, report)
+    splits = read_text_folders(acl_imdb, imdb.CLASS_NAMES, report)
     assert any(i.endswith("9996_10.TXT") for i in splits["train"].ids)
     assert [Path(p).name for p in report.not_text] == ["notes.md"]
 

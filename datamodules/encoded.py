@@ -1,0 +1,103 @@
+"""Tokenised splits as flat id arrays plus offsets, cached on disk as a whole.
+
+A second run with unchanged data and settings reads the cache instead of tokenising.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datamodules.text_table import TextSplit
+from datamodules.tokens import Vocab
+
+
+def fingerprint_files(paths: Iterable[Path]) -> list[Any]:
+    """Path, size and modification time of each file: changes when the data changes."""
+    return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(paths)]
+
+
+@dataclass
+class EncodedSplit:
+    """All reviews of a split as one flat id array plus offsets: compact and fast to cache."""
+
+    ids: np.ndarray  # (total tokens,) int32
+    offsets: np.ndarray  # (N + 1,) int64
+    labels: np.ndarray  # (N,) int64
+
+    @classmethod
+    def encode(
+        cls, vocab: Vocab, token_lists: Iterable[list[str]], labels: Sequence[int]
+    ) -> EncodedSplit:
+        """Encode tokenised reviews."""
+        encoded = [vocab.encode(tokens) for tokens in token_lists]
+        offsets = np.zeros(len(encoded) + 1, np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        flat = np.fromiter((i for e in encoded for i in e), np.int32, count=int(offsets[-1]))
+        return cls(flat, offsets, np.asarray(labels, np.int64))
+
+    def lengths(self, max_length: int) -> np.ndarray:
+        """Token counts after truncation (at least 1: an LSTM needs one step)."""
+        return np.clip(np.diff(self.offsets), 1, max_length)
+
+
+@dataclass
+class Encoded:
+    """What setup needs, cached on disk as a whole: vocabulary, encoded splits, val texts."""
+
+    vocab: Vocab
+    splits: dict[str, EncodedSplit]
+    val_texts: TextSplit  # raw, for predicting the validation split
+    description: str
+
+    def save(self, folder: Path) -> None:
+        """Write to a temporary folder, then rename: concurrent runs never see half a cache."""
+        tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        for name, split in self.splits.items():
+            np.savez(tmp / f"{name}.npz", ids=split.ids, offsets=split.offsets, labels=split.labels)
+        meta = {"vocab": self.vocab.itos, "description": self.description}
+        val = {
+            "texts": self.val_texts.texts,
+            "labels": self.val_texts.labels,
+            "ids": self.val_texts.ids,
+        }
+        (tmp / "val_texts.json").write_text(json.dumps(val))
+        (tmp / "meta.json").write_text(json.dumps(meta))  # written last: marks a complete cache
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process finished first
+            for path in tmp.iterdir():
+                path.unlink()
+            tmp.rmdir()
+
+    @classmethod
+    def load(cls, folder: Path) -> Encoded:
+        """Read a cache written by `save`."""
+        meta = json.loads((folder / "meta.json").read_text())
+        splits = {}
+        for path in folder.glob("*.npz"):
+            with np.load(path) as data:
+                splits[path.stem] = EncodedSplit(data["ids"], data["offsets"], data["labels"])
+        val = json.loads((folder / "val_texts.json").read_text())
+        return cls(Vocab(meta["vocab"]), splits, TextSplit(**val), meta["description"])
+
+
+def vocab_digest(vocab: Vocab | None) -> str | None:
+    """A short fingerprint of a vocabulary (None stays None)."""
+    if vocab is None:
+        return None
+    return hashlib.sha1("\n".join(vocab.itos).encode()).hexdigest()[:16]
+
+
+def default_cache_dir(name: str) -> Path:
+    """`$XDG_CACHE_HOME/lightning-task-zoo/<name>` (default `~/.cache/...`)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lightning-task-zoo" / name
