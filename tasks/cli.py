@@ -80,7 +80,17 @@ class ZooCLI(LightningCLI):
         hparams, self.checkpoint_facts = read_checkpoint(path)
         model = self.config[subcommand].model
         accepted = _init_arguments(model.class_path)
-        init_args = {k: v for k, v in hparams.items() if k in accepted}  # zoo 0.1 saved more
+        # zoo 0.1 also saved LightningCLI's keys and links the task does not take; anything
+        # else that does not fit means the checkpoint belongs to another task.
+        legacy = {"_class_path", "_instantiator", *DATA_TO_MODEL.values()}
+        foreign = sorted(set(hparams) - accepted - legacy)
+        if foreign:
+            raise ValueError(
+                f"{path} was written by another task than {model.class_path}: it has the "
+                f"argument(s) {foreign}, which that task does not take. Use the config of the "
+                "task that trained it."
+            )
+        init_args = {k: v for k, v in hparams.items() if k in accepted}
         update = {subcommand: {"model": {"class_path": model.class_path, "init_args": init_args}}}
         try:
             self.config = self.parser.parse_object(update, self.config)

@@ -192,3 +192,10 @@ def test_without_a_logger_nothing_lands_in_the_working_directory() -> None:
     assert set(Path().iterdir()) - before == {Path("runs")}
     assert list(Path("runs").rglob("*confusion_matrix*.png")), "media go under runs/"
     assert (Path("runs") / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_checkpoint_of_another_task_is_named_as_such() -> None:
+    imdb = next(c for c in CONFIGS if c.stem == "imdb_lstm")
+    checkpoint = Path(__file__).parent / "data" / "checkpoints" / "face_expression.ckpt"
+    with pytest.raises(ValueError, match=r"written by another task.*\['class_weights'"):
+        cli(["validate", "-c", str(imdb), f"--ckpt_path={checkpoint}"])
