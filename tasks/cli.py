@@ -55,7 +55,11 @@ examples:
 
 
 class ZooCLI(LightningCLI):
-    """LightningCLI in subclass mode with data-to-model links and a default prediction writer."""
+    """LightningCLI in subclass mode with data-to-task links and a default prediction writer.
+
+    With `--ckpt_path FILE` the checkpoint's facts reach the datamodule first (see
+    `instantiate_classes`); every run writes into one folder of its own (`RunConfigSaver`).
+    """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Link data facts into the task (only for tasks that take them)."""
