@@ -1,4 +1,4 @@
-"""What the tasks share: optimizer wiring, classification metrics, the image-classifier base."""
+"""What the tasks share: optimizer wiring, classification metrics, the classifier base."""
 
 from __future__ import annotations
 
@@ -144,23 +144,25 @@ def class_weight(
     return torch.tensor(weights, dtype=torch.float32)
 
 
-class ImageClassificationTask(LightningModule):
-    """A cross-entropy image classifier around a network `net` (B, C, H, W) -> (B, classes).
+class ClassificationTask(LightningModule):
+    """A cross-entropy classifier around a network `net`: every classifier of the zoo uses it.
 
     Logs `<stage>/loss`, `<stage>/acc`, `<stage>/f1` (macro), per-class precision and recall, and
-    the confusion matrix image at validation and test end. `predict_step` and `predict_images`
-    return one row per image: path, predicted class, true class when known, one probability per
-    class. Subclasses build their network, pass it here and call `save_hyperparameters()`, so the
-    checkpoint alone rebuilds the task, its class names and its preprocessing.
+    the confusion matrix image at validation and test end. Image batches are `(images, labels,
+    names)`; a task whose batches differ (text) overrides `_logits_and_labels` and its predict
+    methods. `predict_step` and `predict_images` return one row per image: path, predicted class,
+    true class when known, one probability per class. Subclasses build their network, pass it
+    here and call `save_hyperparameters()`, so the checkpoint alone rebuilds the task, its class
+    names and its preprocessing.
 
     Args:
         net: The network, returning logits.
         class_names: Class names in label order (linked from the datamodule by `zoo`).
-        in_channels: 1 for grayscale, 3 for RGB input (linked).
-        image_size: Input side (linked).
-        mean: Per-channel normalisation mean (linked; one value serves every channel).
-        std: Per-channel normalisation std (linked).
-        class_counts: Training images per class (linked); used by `class_weights="balanced"`.
+        in_channels: Images: 1 for grayscale, 3 for RGB input (linked); None for text.
+        image_size: Images: input side (linked); None for text.
+        mean: Images: per-channel normalisation mean (linked; one value serves every channel).
+        std: Images: per-channel normalisation std (linked).
+        class_counts: Training examples per class (linked); used by `class_weights="balanced"`.
         class_weights: Cross-entropy weights per class, or "balanced" (inverse frequency).
         label_smoothing: Cross-entropy label smoothing.
         optimizer: Optimizer factory, chosen in YAML.
@@ -171,10 +173,10 @@ class ImageClassificationTask(LightningModule):
         self,
         net: nn.Module,
         class_names: Sequence[str],
-        in_channels: int,
-        image_size: int,
-        mean: Sequence[float],
-        std: Sequence[float],
+        in_channels: int | None,
+        image_size: int | None,
+        mean: Sequence[float] | None,
+        std: Sequence[float] | None,
         class_counts: Sequence[int] | None,
         class_weights: Sequence[float] | Literal["balanced"] | None,
         label_smoothing: float,
@@ -197,7 +199,7 @@ class ImageClassificationTask(LightningModule):
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.optimizer = optimizer
         self.scheduler = scheduler
-        self.preprocess = eval_transform(image_size, mean, std)
+        self.preprocess = eval_transform(image_size, mean, std) if image_size else None
         self.in_channels = in_channels
 
     @override
@@ -224,8 +226,7 @@ class ImageClassificationTask(LightningModule):
         stage: str,
         confusion: MulticlassConfusionMatrix | None = None,
     ) -> torch.Tensor:
-        images, labels, _ = batch
-        logits = self.net(images)
+        logits, labels = self._logits_and_labels(batch)
         loss = self.loss_fn(logits, labels)
         size = len(labels)
         log_loss(self, stage, loss, size)
@@ -233,6 +234,11 @@ class ImageClassificationTask(LightningModule):
         if confusion is not None:
             confusion.update(logits, labels)
         return loss
+
+    def _logits_and_labels(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, classes) and labels (B,) of an image batch `(images, labels, names)`."""
+        images, labels, _ = batch
+        return self.net(images), labels
 
     @override
     def on_train_epoch_start(self) -> None:
@@ -271,12 +277,13 @@ class ImageClassificationTask(LightningModule):
         return self._rows(self(images), names, labels.tolist())
 
     def _rows(
-        self, probs: torch.Tensor, names: Sequence[str], labels: Sequence[int]
+        self, probs: torch.Tensor, names: Sequence[str], labels: Sequence[int], key: str = "path"
     ) -> list[dict[str, Any]]:
+        """One row per sample: `key` (its path or id), predicted, true, one probability a class."""
         rows = []
         predicted = probs.argmax(dim=-1).tolist()
         for name, label, index, p in zip(names, labels, predicted, probs.tolist(), strict=True):
-            row: dict[str, Any] = {"path": name, "predicted": self.class_names[index]}
+            row: dict[str, Any] = {key: name, "predicted": self.class_names[index]}
             if label >= 0:
                 row["true"] = self.class_names[label]
             row.update({f"prob_{c}": v for c, v in zip(self.class_names, p, strict=True)})
@@ -286,6 +293,8 @@ class ImageClassificationTask(LightningModule):
     @torch.inference_mode()
     def predict_images(self, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
         """Predict image files with the preprocessing saved in the checkpoint (no datamodule)."""
+        if self.preprocess is None:
+            raise TypeError(f"{type(self).__name__} does not classify images.")
         batch = torch.stack([self.preprocess(load_image(p, self.in_channels)) for p in paths])
         self.eval()
         probs = self(batch.to(self.device))

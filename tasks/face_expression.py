@@ -10,7 +10,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from typing_extensions import override
 
-from tasks.common import ImageClassificationTask
+from tasks.common import ClassificationTask
 
 
 class SmallCNN(nn.Module):
@@ -45,8 +45,8 @@ class SmallCNN(nn.Module):
         return self.head(self.pool(self.features(x)))
 
 
-class FaceExpressionTask(ImageClassificationTask):
-    """Classify mouth crops into expressions with `SmallCNN` (see `ImageClassificationTask`).
+class FaceExpressionTask(ClassificationTask):
+    """Classify mouth crops into expressions with `SmallCNN` (see `ClassificationTask`).
 
     Args:
         class_names: Expression names in label order (linked from the datamodule by `zoo`).
@@ -79,17 +79,6 @@ class FaceExpressionTask(ImageClassificationTask):
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         net = SmallCNN(in_channels, len(class_names), widths, dropout)
-        super().__init__(
-            net,
-            class_names,
-            in_channels,
-            image_size,
-            mean,
-            std,
-            class_counts,
-            class_weights,
-            label_smoothing,
-            optimizer,
-            scheduler,
-        )
+        facts = (class_names, in_channels, image_size, mean, std, class_counts)
+        super().__init__(net, *facts, class_weights, label_smoothing, optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])

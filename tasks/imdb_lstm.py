@@ -1,6 +1,7 @@
 """IMDB sentiment: a packed bidirectional LSTM over word embeddings, cross-entropy.
 
-Metrics: accuracy, macro F1, per-class precision and recall, confusion matrix.
+Metrics (the shared `ClassificationTask`'s): accuracy, macro F1, per-class precision and recall,
+confusion matrix.
 """
 
 from __future__ import annotations
@@ -10,24 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassConfusionMatrix
 from typing_extensions import override
 
 from datamodules.tokens import PAD, UNK, Vocab, basic_english, pad_batch
-from tasks.common import (
-    ARTIFACTS,
-    classification_metrics,
-    configure_optimizers,
-    log_confusion_matrix,
-    log_epoch_metrics,
-    log_loss,
-)
+from tasks.common import ARTIFACTS, ClassificationTask
 
 
 class SentimentLSTM(nn.Module):
@@ -102,14 +93,13 @@ def load_word_vectors(path: str | Path, vocab: Vocab, embedding: nn.Embedding) -
     return share
 
 
-class ImdbSentimentTask(LightningModule):
+class ImdbSentimentTask(ClassificationTask):
     """Classify reviews as neg/pos with a packed bidirectional LSTM (defaults as the course).
 
-    Logs `<stage>/loss`, `<stage>/acc`, `<stage>/f1` (macro), per-class precision and recall, and
-    the confusion matrix at validation and test end. The vocabulary travels in the checkpoint
-    (as an artifact, not a hyperparameter: a 100k-token list would be re-validated on every
-    `--ckpt_path`): `predict_texts` and `zoo predict` tokenise raw text with it, so a checkpoint
-    alone predicts.
+    Loss, metrics and the confusion matrix are `ClassificationTask`'s. The vocabulary travels in
+    the checkpoint (as an artifact, not a hyperparameter: a 100k-token list would be
+    re-validated on every `--ckpt_path`): `predict_texts` and `zoo predict` tokenise raw text
+    with it, so a checkpoint alone predicts.
 
     Args:
         vocab: The vocabulary (linked from the datamodule by `zoo`), or its tokens by id,
@@ -141,36 +131,23 @@ class ImdbSentimentTask(LightningModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters(ignore=["vocab", "optimizer", "scheduler"])
         if not isinstance(vocab, Vocab):
             vocab = Vocab(list(vocab) if vocab else [PAD, UNK])
+        net = SentimentLSTM(
+            len(vocab),
+            len(class_names),
+            embedding_dim,
+            hidden_dim,
+            num_layers,
+            bidirectional,
+            dropout,
+        )
+        no_images = (None, None, None, None)
+        super().__init__(net, class_names, *no_images, None, None, 0.0, optimizer, scheduler)
+        self.save_hyperparameters(ignore=["vocab", "optimizer", "scheduler"])
         self.vocab = vocab
-        self.class_names = list(class_names)
-        self.net = self._network(len(self.vocab))
         if word_vectors:
             load_word_vectors(word_vectors, self.vocab, self.net.embedding)
-        self.loss_fn = nn.CrossEntropyLoss()
-        metrics = classification_metrics(self.class_names)
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
-        self.val_confusion = MulticlassConfusionMatrix(len(self.class_names))
-        self.test_confusion = MulticlassConfusionMatrix(len(self.class_names))
-        self.optimizer = optimizer
-        self.scheduler = scheduler
-
-    def _network(self, vocab_size: int) -> SentimentLSTM:
-        hp = self.hparams
-        return SentimentLSTM(
-            vocab_size,
-            len(self.class_names),
-            hp.embedding_dim,
-            hp.hidden_dim,
-            hp.num_layers,
-            hp.bidirectional,
-            hp.dropout,
-        )
 
     @override
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -178,65 +155,15 @@ class ImdbSentimentTask(LightningModule):
         return self.net(ids, lengths).softmax(dim=-1)
 
     @override
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, self.train_metrics, "train")
-
-    @override
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._shared_step(batch, self.val_metrics, "val", self.val_confusion)
-
-    @override
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._shared_step(batch, self.test_metrics, "test", self.test_confusion)
-
-    def _shared_step(
-        self,
-        batch: dict[str, torch.Tensor],
-        metrics: MetricCollection,
-        stage: str,
-        confusion: MulticlassConfusionMatrix | None = None,
-    ) -> torch.Tensor:
-        logits = self.net(batch["ids"], batch["lengths"])
-        labels = batch["label"]
-        loss = self.loss_fn(logits, labels)
-        log_loss(self, stage, loss, len(labels))
-        metrics.update(logits, labels)
-        if confusion is not None:
-            confusion.update(logits, labels)
-        return loss
-
-    @override
-    def on_train_epoch_start(self) -> None:
-        self.train_metrics.reset()
-
-    @override
-    def on_train_epoch_end(self) -> None:
-        log_epoch_metrics(self, self.train_metrics)
-
-    @override
-    def on_validation_epoch_start(self) -> None:
-        self.val_metrics.reset()  # at the start: see log_confusion_matrix
-        self.val_confusion.reset()
-
-    @override
-    def on_validation_epoch_end(self) -> None:
-        log_epoch_metrics(self, self.val_metrics)
-        log_confusion_matrix(self, self.val_confusion, self.class_names, "val/confusion_matrix")
-
-    @override
-    def on_test_epoch_start(self) -> None:
-        self.test_metrics.reset()
-        self.test_confusion.reset()
-
-    @override
-    def on_test_epoch_end(self) -> None:
-        log_epoch_metrics(self, self.test_metrics)
-        log_confusion_matrix(self, self.test_confusion, self.class_names, "test/confusion_matrix")
+    def _logits_and_labels(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(batch["ids"], batch["lengths"]), batch["label"]
 
     @override
     def predict_step(self, batch: dict[str, list[Any]], batch_idx: int) -> list[dict[str, Any]]:
         """One row per review: id, predicted label, true label when known, probabilities, text."""
-        return self._rows(batch["text"], batch["id"], batch["label"])
+        return self._text_rows(batch["text"], batch["id"], batch["label"])
 
     def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Tokenise and pad raw texts with this model's vocabulary and `max_length`."""
@@ -246,29 +173,21 @@ class ImdbSentimentTask(LightningModule):
             samples.append((torch.tensor(ids), -1))
         return pad_batch(samples)
 
-    def _rows(
+    def _text_rows(
         self, texts: Sequence[str], ids: Sequence[str], labels: Sequence[int]
     ) -> list[dict[str, Any]]:
         batch = self.encode(texts)
         probs = self(batch["ids"].to(self.device), batch["lengths"])
-        rows = []
-        predicted = probs.argmax(dim=-1).tolist()
-        for text, name, label, index, p in zip(
-            texts, ids, labels, predicted, probs.tolist(), strict=True
-        ):
-            row: dict[str, Any] = {"id": name, "predicted": self.class_names[index]}
-            if label >= 0:
-                row["true"] = self.class_names[label]
-            row.update({f"prob_{c}": v for c, v in zip(self.class_names, p, strict=True)})
+        rows = self._rows(probs, ids, labels, key="id")
+        for row, text in zip(rows, texts, strict=True):
             row["text"] = text
-            rows.append(row)
         return rows
 
     @torch.inference_mode()
     def predict_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """Classify raw reviews with the vocabulary saved in the checkpoint (no datamodule)."""
         self.eval()
-        return self._rows(list(texts), [str(i) for i in range(len(texts))], [-1] * len(texts))
+        return self._text_rows(list(texts), [str(i) for i in range(len(texts))], [-1] * len(texts))
 
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -288,7 +207,3 @@ class ImdbSentimentTask(LightningModule):
             self.net.embedding = nn.Embedding(
                 len(vocab), self.hparams.embedding_dim, padding_idx=0
             ).to(self.device)
-
-    @override
-    def configure_optimizers(self) -> Any:
-        return configure_optimizers(self, self.optimizer, self.scheduler)

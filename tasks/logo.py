@@ -15,7 +15,7 @@ from torch import nn
 from typing_extensions import override
 
 from datamodules.common import IMAGENET_MEAN, IMAGENET_STD
-from tasks.common import ImageClassificationTask, configure_optimizers
+from tasks.common import ClassificationTask, configure_optimizers
 
 ModelName = Literal[
     "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
@@ -63,7 +63,7 @@ def efficientnet(name: str, num_classes: int, pretrained: bool | str = False) ->
     return net
 
 
-class LogoTask(ImageClassificationTask):
+class LogoTask(ClassificationTask):
     """Classify images as containing a logo or not (any number of classes) with EfficientNet.
 
     The network's `features` are the `backbone` (frozen at first by the `FreezeBackbone`
@@ -104,19 +104,8 @@ class LogoTask(ImageClassificationTask):
         if not 0.0 <= backbone_lr_ratio <= 1.0:
             raise ValueError(f"backbone_lr_ratio must be in [0, 1], got {backbone_lr_ratio}")
         net = efficientnet(model_name, len(class_names), pretrained)
-        super().__init__(
-            net,
-            class_names,
-            3,
-            image_size,
-            mean,
-            std,
-            class_counts,
-            class_weights,
-            label_smoothing,
-            optimizer,
-            scheduler,
-        )
+        facts = (class_names, 3, image_size, mean, std, class_counts)  # always RGB
+        super().__init__(net, *facts, class_weights, label_smoothing, optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
 
     @property
