@@ -26,18 +26,10 @@ class FaceExpressionDataModule(ImageClassificationDataModule):
     `root/test/`; without `val/` a seeded `val_split` of train is held out), or the FER2013 CSV
     (`emotion,pixels,Usage`; a folder holding `fer2013.csv` works too). Without `root` a procedural,
     seeded demo set of synthetic mouth crops is used (it is not real data).
+    The other arguments are `ImageClassificationDataModule`'s.
 
     Args:
-        root: Data location; None uses the synthetic demo source.
-        batch_size: Images per batch.
-        num_workers: DataLoader worker processes.
-        val_split: Fraction of train held out when the data has no validation split.
-        seed: Seed for the split and the demo generator.
-        predict_path: Image file(s) or folder to predict on; default the validation split. A
-            folder of class sub-folders (e.g. `val/`) gives the true labels too.
-        image_size: Side of the square model input.
         grayscale: Force 1-channel (True) or RGB (False) input; None decides from the data.
-        demo_per_class: Demo training images per class (val and test get a quarter each).
     """
 
     # Inputs are scaled to [0, 1] and then to [-1, 1], for any number of channels.

@@ -76,7 +76,19 @@ class ImageClassificationDataModule(LightningDataModule):
 
     A subclass sets `mean`/`std`, implements `read_demo` (its seeded synthetic source), and may
     extend `read_root` (other formats) and `train_transform` (its augmentations). Batches are
-    `(images, labels, names)`; labels are -1 for unlabelled prediction inputs.
+    `(images, labels, names)`; labels are -1 for unlabelled prediction inputs. A subclass's
+    docstring documents only its own arguments: `--help` takes the others from here.
+
+    Args:
+        root: Data location; None uses the synthetic demo source.
+        batch_size: Images per batch.
+        num_workers: DataLoader worker processes.
+        val_split: Fraction of each class of train held out when the data has no val split.
+        seed: Seed for the split and the demo generator.
+        predict_path: Image file(s) or folder to predict on; default the validation split. A
+            folder of class sub-folders (e.g. `val/`) gives the true labels too.
+        image_size: Side of the square model input.
+        demo_per_class: Demo training images per class (val and test get a quarter each).
     """
 
     mean: tuple[float, ...] = (0.5,)

@@ -23,18 +23,11 @@ class LogoDataModule(ImageClassificationDataModule):
     number of classes, at least two), `root/val/<class>/*` (else a seeded `val_split` of train),
     optional `root/test/`. Without `root`, a seeded synthetic demo is used: one fixed emblem
     pasted on procedural posters vs. the same kind of posters without it (not real data).
+    The other arguments are `ImageClassificationDataModule`'s.
 
     Args:
-        root: Data location; None uses the synthetic demo source.
-        batch_size: Images per batch.
-        num_workers: DataLoader worker processes.
-        val_split: Fraction of train held out when the data has no validation split.
-        seed: Seed for the split and the demo generator.
-        predict_path: Image file(s) or folder to predict on; default the validation split. A
-            folder of class sub-folders (e.g. `val/`) gives the true labels too.
         image_size: Side of the square model input (224 for EfficientNet-B0).
         normalization: "imagenet" mean/std, or "advprop" scaling to [-1, 1].
-        demo_per_class: Demo training images per class (val and test get a quarter each).
     """
 
     def __init__(

@@ -48,19 +48,11 @@ class SmallCNN(nn.Module):
 class FaceExpressionTask(ClassificationTask):
     """Classify mouth crops into expressions with `SmallCNN` (see `ClassificationTask`).
 
+    The other arguments are `ClassificationTask`'s (their help comes from there).
+
     Args:
-        class_names: Expression names in label order (linked from the datamodule by `zoo`).
-        in_channels: 1 for grayscale, 3 for RGB input (linked).
-        image_size: Input side, saved so a checkpoint alone can preprocess (linked).
-        mean: Per-channel normalisation mean (linked; one value serves every channel).
-        std: Per-channel normalisation std (linked).
-        class_counts: Training images per class (linked); used by `class_weights="balanced"`.
         widths: Channels of the conv blocks; each block halves the resolution.
         dropout: Dropout before each linear layer.
-        class_weights: Cross-entropy weights per class, or "balanced" (inverse frequency).
-        label_smoothing: Cross-entropy label smoothing.
-        optimizer: Optimizer factory, chosen in YAML.
-        scheduler: Optional LR scheduler factory (stepped per epoch).
     """
 
     def __init__(

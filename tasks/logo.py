@@ -70,20 +70,14 @@ class LogoTask(ClassificationTask):
     callback), its `classifier` the head. The backbone trains at `backbone_lr_ratio` times the
     optimizer's LR, in its own param group named "backbone" (the head's is "head").
 
+    The other arguments are `ClassificationTask`'s (their help comes from there).
+
     Args:
-        class_names: Class names in label order (linked from the datamodule by `zoo`).
-        image_size: Input side (linked).
         mean: Normalisation mean (linked: ImageNet, or 0.5 for the advprop [-1, 1] scaling).
-        std: Normalisation std (linked).
-        class_counts: Training images per class (linked); used by `class_weights="balanced"`.
         model_name: torchvision EfficientNet variant.
         pretrained: True for torchvision's ImageNet weights, a path to a local state dict, or
             False for random initialisation.
         backbone_lr_ratio: Backbone LR relative to the head's.
-        class_weights: Cross-entropy weights per class, or "balanced" (inverse frequency).
-        label_smoothing: Cross-entropy label smoothing.
-        optimizer: Optimizer factory, chosen in YAML.
-        scheduler: Optional LR scheduler factory (stepped per epoch).
     """
 
     def __init__(
