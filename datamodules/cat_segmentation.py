@@ -9,14 +9,13 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.common import (
@@ -24,24 +23,26 @@ from datamodules.common import (
     IMAGENET_STD,
     check_model_classes,
     make_loader,
-    size_summary,
 )
 from datamodules.images import Skipped, eval_transform, load_image, readable_images
 from datamodules.masks import (
-    IGNORE_INDEX,
     MaskFormat,
-    MaskScan,
     check_values,
     decide_format,
     read_mask,
     scan_pairs,
 )
-from datamodules.segmentation_folders import detect_layout, hold_out, oxford_pet_pairs, voc_pairs
+from datamodules.segmentation_folders import (
+    SegmentationSource,
+    SegmentationSplit,
+    detect_layout,
+    hold_out,
+    oxford_pet_pairs,
+    print_audit,
+    voc_pairs,
+)
 
 CLASS_NAMES = ("background", "cat")
-
-
-# --- the datamodule ----------------------------------------------------------------------------
 
 
 class CatSegmentationDataModule(LightningDataModule):
@@ -126,7 +127,7 @@ class CatSegmentationDataModule(LightningDataModule):
         return list(self.model_facts.get("class_names") or self.source.class_names)
 
     @functools.cached_property
-    def source(self) -> _Source:
+    def source(self) -> SegmentationSource:
         """The data, indexed and audited once (masks are scanned, nothing is kept in memory)."""
         if self.root is None:
             return self._read_demo()
@@ -158,8 +159,8 @@ class CatSegmentationDataModule(LightningDataModule):
             mask_format = decide_format(modes, values, len(names))
         for scan in scans.values():
             check_values(scan, mask_format)
-        splits = {split: _Split.from_scan(scan) for split, scan in scans.items()}
-        return _Source(names, splits, mask_format, description, skipped)
+        splits = {split: SegmentationSplit.from_scan(scan) for split, scan in scans.items()}
+        return SegmentationSource(names, splits, mask_format, description, skipped)
 
     def _names_file(self) -> list[str] | None:
         path = self.root / "class_names.txt"
@@ -169,7 +170,7 @@ class CatSegmentationDataModule(LightningDataModule):
             else None
         )
 
-    def _read_demo(self) -> _Source:
+    def _read_demo(self) -> SegmentationSource:
         from datamodules.demo.cats import make_cats
 
         splits = {}
@@ -178,11 +179,11 @@ class CatSegmentationDataModule(LightningDataModule):
             images, masks = make_cats(max(count, 1), self.image_size, self.seed + offset)
             names = [f"demo/{split}/{i:05d}" for i in range(len(images))]
             histogram = np.bincount(masks.ravel(), minlength=256)
-            splits[split] = _Split(
+            splits[split] = SegmentationSplit(
                 names, images, masks, histogram, [(self.image_size,) * 2] * len(names)
             )
         description = "demo: synthetic cats drawn from shapes (not photos), seeded, exact masks"
-        return _Source(list(CLASS_NAMES), splits, MaskFormat("index", 2), description)
+        return SegmentationSource(list(CLASS_NAMES), splits, MaskFormat("index", 2), description)
 
     def setup(self, stage: str) -> None:
         """Build the datasets for `stage`; print the data audit once."""
@@ -194,7 +195,7 @@ class CatSegmentationDataModule(LightningDataModule):
         if "class_names" in self.model_facts:
             check_model_classes(source.class_names, self.class_names, source.description)
         if not self.datasets:
-            _print_audit(source)
+            print_audit(source)
         train = train_transform(
             image_size=self.image_size, mean=self.mean, std=self.std, crop_scale=self.crop_scale
         )
@@ -230,69 +231,15 @@ class CatSegmentationDataModule(LightningDataModule):
         return self._loader("predict")
 
 
-@rank_zero_only
-def _print_audit(source: _Source) -> None:
-    """Images and pixel shares per class and split, and how the masks were read."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Data audit: {source.description}", title_justify="left")
-    table.add_column("split")
-    table.add_column("images", justify="right")
-    for name in source.class_names:
-        table.add_column(f"{name} px", justify="right")
-    table.add_column("ignored px", justify="right")
-    lut = source.mask_format.lut
-    for split, data in source.splits.items():
-        ids = np.bincount(lut.clip(min=0), weights=data.histogram, minlength=256)
-        total = max(ids.sum(), 1)
-        shares = [f"{ids[c] / total:.1%}" for c in range(len(source.class_names))]
-        table.add_row(split, str(len(data.names)), *shares, f"{ids[IGNORE_INDEX] / total:.1%}")
-    console = Console()
-    console.print(table)
-    console.print(f"masks: {source.mask_format.describe()}")
-    sizes = [size for data in source.splits.values() for size in data.sizes]
-    if sizes:
-        console.print(size_summary(sizes))
-    if len(source.skipped):
-        console.print(f"skipped {len(source.skipped)} file(s) (see the warnings above)")
-
-
-# --- splits, datasets and transforms ----------------------------------------------------------
-
-
-@dataclass
-class _Split:
-    """One split: image and mask files read lazily, or arrays in memory (the demo)."""
-
-    names: list[str]
-    images: list[Path] | np.ndarray  # paths, or (N, H, W, 3) uint8
-    masks: list[Path] | np.ndarray  # paths, or (N, H, W) uint8 class ids
-    histogram: np.ndarray  # raw mask values (256,) over the split, for the audit
-    sizes: list[tuple[int, int]] = field(default_factory=list)
-
-    @classmethod
-    def from_scan(cls, scan: MaskScan) -> _Split:
-        """A file-backed split from what the audit kept."""
-        images = [image for image, _ in scan.pairs]
-        masks = [mask for _, mask in scan.pairs]
-        return cls([str(p) for p in images], images, masks, scan.histogram, scan.sizes)
-
-
-@dataclass
-class _Source:
-    class_names: list[str]
-    splits: dict[str, _Split]
-    mask_format: MaskFormat
-    description: str
-    skipped: Skipped = field(default_factory=Skipped)
-
-
 class _SegmentationDataset(Dataset):
     """Samples {"image", "mask", "name"} (+ "original", the uint8 image, for prediction)."""
 
     def __init__(
-        self, split: _Split, mask_format: MaskFormat, transform: Callable, with_original: bool
+        self,
+        split: SegmentationSplit,
+        mask_format: MaskFormat,
+        transform: Callable,
+        with_original: bool,
     ) -> None:
         self.split = split
         self.mask_format = mask_format

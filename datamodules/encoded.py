@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lightning.pytorch.utilities import rank_zero_only
 
 from datamodules.text_table import TextSplit
 from datamodules.tokens import Vocab
@@ -101,3 +102,33 @@ def default_cache_dir(name: str) -> Path:
     """`$XDG_CACHE_HOME/lightning-task-zoo/<name>` (default `~/.cache/...`)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "lightning-task-zoo" / name
+
+
+@rank_zero_only
+def print_audit(
+    encoded: Encoded, class_names: Sequence[str], max_length: int, vocab_origin: str
+) -> None:
+    """Texts per class and split, lengths, truncation and unknown-token rates, vocabulary size."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Data audit: {encoded.description}", title_justify="left")
+    columns = ["split", "texts", *class_names, "median tokens", "p95 tokens", f"> {max_length}"]
+    for column in [*columns, "<unk>"]:
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split, data in encoded.splits.items():
+        lengths = np.diff(data.offsets)
+        counts = np.bincount(data.labels, minlength=len(class_names))
+        unknown = float((data.ids == 1).mean()) if len(data.ids) else 0.0
+        table.add_row(
+            split,
+            str(len(lengths)),
+            *(str(c) for c in counts),
+            f"{np.median(lengths):.0f}",
+            f"{np.percentile(lengths, 95):.0f}",
+            f"{(lengths > max_length).mean():.1%}",
+            f"{unknown:.2%}",
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"vocabulary: {len(encoded.vocab)} tokens (with <pad>, <unk>), {vocab_origin}")

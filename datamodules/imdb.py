@@ -20,25 +20,25 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.common import check_model_classes, make_loader, stratified_split
+from datamodules.common import check_model_classes, make_loader
 from datamodules.demo.reviews import make_reviews
 from datamodules.encoded import (
     Encoded,
     EncodedSplit,
     default_cache_dir,
     fingerprint_files,
+    print_audit,
     vocab_digest,
 )
 from datamodules.text_table import (
     ReadReport,
     TextSplit,
+    hold_out,
     label_parser,
+    labelled_text_files,
     read_hf,
-    read_table,
-    read_text_folders,
+    read_labelled_texts,
     read_texts,
-    table_files,
-    text_files,
 )
 from datamodules.tokens import LengthBucketSampler, Vocab, basic_english, pad_batch
 
@@ -226,13 +226,7 @@ class ImdbDataModule(LightningDataModule):
                 f"Data root {self.root} does not exist. Point --data.init_args.root at an aclImdb "
                 "folder or a CSV, set hf_dataset, or leave both unset for demo data."
             )
-        if (self.root / "train").is_dir():  # what read_text_folders reads (not unsup/: 50k files)
-            folders = [
-                self.root / split / name for split in ("train", "test") for name in CLASS_NAMES
-            ]
-            files = [path for folder in folders if folder.is_dir() for path in text_files(folder)]
-        else:
-            files = list(table_files(self.root).values())
+        files = labelled_text_files(self.root, CLASS_NAMES)
         return [
             "files",
             str(self.root),
@@ -261,34 +255,14 @@ class ImdbDataModule(LightningDataModule):
                     texts, labels, [f"demo/{split}/{i}" for i in range(len(texts))]
                 )
             description = "demo: synthetic reviews from templates (not IMDB), seeded"
-        elif (self.root / "train").is_dir():
-            splits = read_text_folders(self.root, CLASS_NAMES, report)
-            description = f"aclImdb folders under {self.root}"
-        elif files := table_files(self.root):
-            splits = {
-                split: read_table(path, self.text_column, self.label_column, parse_label, report)
-                for split, path in files.items()
-            }
-            description = f"table {self.root}"
         else:
-            raise FileNotFoundError(
-                f"Cannot tell the layout of {self.root}: expected aclImdb folders "
-                "(train/pos/*.txt, train/neg/*.txt), a CSV/TSV/JSONL/Parquet file, or a folder "
-                "with train.csv (or .tsv, .jsonl, .parquet)."
+            splits, description = read_labelled_texts(
+                self.root, self.text_column, self.label_column, parse_label, CLASS_NAMES, report
             )
         report.warn(description)
         if not splits["train"].texts:
             raise ValueError(f"{description}: the training split has no reviews.")
-        if "val" not in splits:
-            train_idx, val_idx = stratified_split(splits["train"].labels, self.val_split, self.seed)
-            train = splits["train"]
-            pick = lambda idx: TextSplit(  # noqa: E731
-                [train.texts[i] for i in idx],
-                [train.labels[i] for i in idx],
-                [train.ids[i] for i in idx],
-            )
-            splits["train"], splits["val"] = pick(train_idx), pick(val_idx)
-        return splits, description
+        return hold_out(splits, self.val_split, self.seed), description
 
     def _build(self) -> Encoded:
         from rich.progress import track
@@ -334,7 +308,7 @@ class ImdbDataModule(LightningDataModule):
         encoded = self.encoded
         if not self.datasets:
             origin = "built on train" if self.model_vocab is None else "the checkpoint's"
-            _print_audit(encoded, self.max_length, origin)
+            print_audit(encoded, CLASS_NAMES, self.max_length, origin)
         for split, data in encoded.splits.items():
             self.datasets[split] = _ReviewDataset(data, self.max_length)
         if stage == "test" and "test" not in encoded.splits:
@@ -371,40 +345,3 @@ class ImdbDataModule(LightningDataModule):
         return DataLoader(
             self.datasets["predict"], batch_size=self.batch_size, collate_fn=_collate_texts
         )
-
-
-@rank_zero_only
-def _print_audit(encoded: Encoded, max_length: int, vocab_origin: str) -> None:
-    """Reviews per class and split, lengths, truncation and unknown-token rates."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Data audit: {encoded.description}", title_justify="left")
-    for column in (
-        "split",
-        "reviews",
-        "neg",
-        "pos",
-        "median tokens",
-        "p95 tokens",
-        f"> {max_length}",
-        "<unk>",
-    ):
-        table.add_column(column, justify="left" if column == "split" else "right")
-    for split, data in encoded.splits.items():
-        lengths = np.diff(data.offsets)
-        counts = np.bincount(data.labels, minlength=2)
-        unknown = float((data.ids == 1).mean()) if len(data.ids) else 0.0
-        table.add_row(
-            split,
-            str(len(lengths)),
-            str(counts[0]),
-            str(counts[1]),
-            f"{np.median(lengths):.0f}",
-            f"{np.percentile(lengths, 95):.0f}",
-            f"{(lengths > max_length).mean():.1%}",
-            f"{unknown:.2%}",
-        )
-    console = Console()
-    console.print(table)
-    console.print(f"vocabulary: {len(encoded.vocab)} tokens (with <pad>, <unk>), {vocab_origin}")

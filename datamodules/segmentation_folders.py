@@ -1,11 +1,16 @@
-"""Where segmentation pairs live on disk: VOC-style folders and Oxford-IIIT Pet, split by split."""
+"""Segmentation sources on disk: VOC-style folders and Oxford-IIIT Pet, their splits and audit."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from datamodules.common import split_indices
+import numpy as np
+from lightning.pytorch.utilities import rank_zero_only
+
+from datamodules.common import size_summary, split_indices
 from datamodules.images import Skipped, is_image_file
+from datamodules.masks import IGNORE_INDEX, MaskFormat, MaskScan
 
 MASK_FOLDERS = ("SegmentationClassPNG", "SegmentationClass")  # labelme2voc's, then VOC's own
 
@@ -108,3 +113,60 @@ def detect_layout(root: Path) -> str:
         "SegmentationClassPNG/, optional ImageSets/Segmentation/{train,val}.txt) or Oxford-IIIT "
         "Pet (oxford-iiit-pet/images/, oxford-iiit-pet/annotations/trimaps/)."
     )
+
+
+@rank_zero_only
+def print_audit(source: SegmentationSource) -> None:
+    """Images and pixel shares per class and split, and how the masks were read."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Data audit: {source.description}", title_justify="left")
+    table.add_column("split")
+    table.add_column("images", justify="right")
+    for name in source.class_names:
+        table.add_column(f"{name} px", justify="right")
+    table.add_column("ignored px", justify="right")
+    lut = source.mask_format.lut
+    for split, data in source.splits.items():
+        ids = np.bincount(lut.clip(min=0), weights=data.histogram, minlength=256)
+        total = max(ids.sum(), 1)
+        shares = [f"{ids[c] / total:.1%}" for c in range(len(source.class_names))]
+        table.add_row(split, str(len(data.names)), *shares, f"{ids[IGNORE_INDEX] / total:.1%}")
+    console = Console()
+    console.print(table)
+    console.print(f"masks: {source.mask_format.describe()}")
+    sizes = [size for data in source.splits.values() for size in data.sizes]
+    if sizes:
+        console.print(size_summary(sizes))
+    if len(source.skipped):
+        console.print(f"skipped {len(source.skipped)} file(s) (see the warnings above)")
+
+
+@dataclass
+class SegmentationSplit:
+    """One split: image and mask files read lazily, or arrays in memory (the demo)."""
+
+    names: list[str]
+    images: list[Path] | np.ndarray  # paths, or (N, H, W, 3) uint8
+    masks: list[Path] | np.ndarray  # paths, or (N, H, W) uint8 class ids
+    histogram: np.ndarray  # raw mask values (256,) over the split, for the audit
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+
+    @classmethod
+    def from_scan(cls, scan: MaskScan) -> SegmentationSplit:
+        """A file-backed split from what the audit kept."""
+        images = [image for image, _ in scan.pairs]
+        masks = [mask for _, mask in scan.pairs]
+        return cls([str(p) for p in images], images, masks, scan.histogram, scan.sizes)
+
+
+@dataclass
+class SegmentationSource:
+    """What reading a segmentation source yields: classes, splits, how masks decode."""
+
+    class_names: list[str]
+    splits: dict[str, SegmentationSplit]
+    mask_format: MaskFormat
+    description: str
+    skipped: Skipped = field(default_factory=Skipped)

@@ -18,7 +18,7 @@ from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_warn
 
-from datamodules.common import labels_from_folders
+from datamodules.common import labels_from_folders, stratified_split
 
 LabelParser = Callable[[Any, str], int]  # (raw label, where it was read) -> class id
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
@@ -152,6 +152,59 @@ def table_files(root: Path) -> dict[str, Path]:
         if found:
             files[split] = found[0]
     return files
+
+
+def read_labelled_texts(
+    root: Path,
+    text_column: str,
+    label_column: str,
+    parse_label: LabelParser,
+    class_names: Sequence[str],
+    report: ReadReport,
+) -> tuple[dict[str, TextSplit], str]:
+    """Splits and a description of labelled texts under `root`, in either on-disk layout.
+
+    Class folders of `.txt` files (`root/train/<class>/`, aclImdb's layout), or tables: `root`
+    itself, or its `train`/`val`/`test` tables (CSV/TSV/JSONL/Parquet).
+    """
+    if (root / "train").is_dir():
+        return read_text_folders(root, class_names, report), f"class folders under {root}"
+    if files := table_files(root):
+        read = {
+            split: read_table(path, text_column, label_column, parse_label, report)
+            for split, path in files.items()
+        }
+        return read, f"table {root}"
+    raise FileNotFoundError(
+        f"Cannot tell the layout of {root}: expected class folders of .txt files "
+        f"(train/<class>/*.txt for classes {list(class_names)}), a CSV/TSV/JSONL/Parquet file, "
+        "or a folder with train.csv (or .tsv, .jsonl, .parquet)."
+    )
+
+
+def labelled_text_files(root: Path, class_names: Sequence[str]) -> list[Path]:
+    """The files `read_labelled_texts` reads under `root`, e.g. for a cache fingerprint."""
+    if (root / "train").is_dir():  # not other folders (aclImdb's unsup/: 50k files)
+        folders = [root / split / name for split in ("train", "test") for name in class_names]
+        return [path for folder in folders if folder.is_dir() for path in text_files(folder)]
+    return list(table_files(root).values())
+
+
+def hold_out(splits: dict[str, TextSplit], val_split: float, seed: int) -> dict[str, TextSplit]:
+    """Without a val split, hold out `val_split` of each class of train with the seed."""
+    if "val" in splits:
+        return splits
+    train = splits["train"]
+    kept, held = stratified_split(train.labels, val_split, seed)
+
+    def pick(indices: list[int]) -> TextSplit:
+        return TextSplit(
+            [train.texts[i] for i in indices],
+            [train.labels[i] for i in indices],
+            [train.ids[i] for i in indices],
+        )
+
+    return {**splits, "train": pick(kept), "val": pick(held)}
 
 
 def _check_columns(where: Any, columns: Sequence[str], required: Sequence[str]) -> None:
