@@ -33,6 +33,16 @@ class Skipped:
     def __len__(self) -> int:
         return len(self.not_image) + len(self.unreadable)
 
+    def admit(self, path: Path) -> tuple[tuple[int, int], str] | None:
+        """`image_info` of an image file; a non-image or unreadable file is counted, None."""
+        if not is_image_file(path):
+            self.not_image.append(path)
+            return None
+        info = image_info(path)
+        if info is None:
+            self.unreadable.append(path)
+        return info
+
     def report(self, where: str) -> None:
         """Warn once with counts and the first few paths of each kind."""
         for reason, paths in (("non-image", self.not_image), ("unreadable", self.unreadable)):
@@ -100,12 +110,8 @@ def index_image_folder(split_dir: Path, class_names: Sequence[str]) -> ImageFold
         found = 0
         files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
         for path in files:
-            if not is_image_file(path):
-                index.skipped.not_image.append(path)
-                continue
-            info = image_info(path)
+            info = index.skipped.admit(path)
             if info is None:
-                index.skipped.unreadable.append(path)
                 continue
             index.paths.append(path)
             index.labels.append(label)
@@ -205,13 +211,7 @@ def readable_images(predict_path: str | Path | Sequence[str | Path]) -> list[Pat
             candidates = [item]
         else:
             raise FileNotFoundError(f"predict_path {item} does not exist.")
-        for path in candidates:
-            if not is_image_file(path):
-                skipped.not_image.append(path)
-            elif image_info(path) is None:
-                skipped.unreadable.append(path)
-            else:
-                files.append(path)
+        files += [path for path in candidates if skipped.admit(path)]
     skipped.report(f"predict_path {predict_path}")
     if not files:
         raise ValueError(

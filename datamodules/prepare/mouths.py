@@ -187,7 +187,6 @@ def prepare_mouths(
     Images without a face are listed (relative to SRC) in DST/no_face.txt. ``min_face`` is as
     in :func:`mouth_box`.
     """
-    import cv2
     from rich.progress import track
 
     src, dst = Path(src), Path(dst)
