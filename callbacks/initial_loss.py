@@ -22,7 +22,8 @@ class InitialLossCheck(Callback):
     expectation (a weighted mean of ln C is ln C; smoothed targets against a uniform prediction
     also give ln C). Checked once, on the first training batch of a fresh run (global step 0; not
     after resume): warns when |loss - ln C| > tolerance * ln C, else one info line. The loss is
-    logged under `sanity/initial_loss` (step 0) to every logger.
+    logged under `sanity/initial_loss` (step 0) to every logger. A multi-label module
+    (hyperparameter `multi_label`: a sigmoid and BCE per class) should start at ln 2 instead.
 
     Args:
         num_classes: Number of classes C; default `len(hparams["class_names"])` when the module
@@ -38,11 +39,13 @@ class InitialLossCheck(Callback):
         self.num_classes = num_classes
         self.tolerance = tolerance
         self._classes: int | None = None  # resolved at fit start
+        self._multi_label = False
         self._armed = False
 
     @override
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._classes = self.num_classes
+        self._multi_label = bool(pl_module.hparams.get("multi_label"))
         class_names = pl_module.hparams.get("class_names")
         if self._classes is None and class_names:
             self._classes = len(class_names)
@@ -83,7 +86,7 @@ class InitialLossCheck(Callback):
             value *= trainer.accumulate_grad_batches
         for logger in trainer.loggers:  # directly: `self.log` at step 0 waits for log_every_n_steps
             logger.log_metrics({KEY: value}, step=0)
-        classes = self._classes
+        classes = 2 if self._multi_label else self._classes  # BCE: two outcomes per class
         expected = math.log(classes)
         if not math.isfinite(value) or abs(value - expected) > self.tolerance * expected:
             rank_zero_warn(

@@ -66,6 +66,8 @@ class LRSchedule(Callback):
     Args:
         schedule: Shape of the curve after warmup.
         warmup_steps: Optimizer steps of linear warmup from ~0 to the base LR.
+        warmup_fraction: Warmup as a share of the total steps instead (BERT fine-tuning: 0.1);
+            used when `warmup_steps` is 0.
         milestones: For "step": where the LR is multiplied by `gamma`.
         milestone_unit: Whether `milestones` count epochs (ResNet: 30, 60, 90) or optimizer steps.
         gamma: Factor applied at each milestone.
@@ -78,6 +80,7 @@ class LRSchedule(Callback):
         self,
         schedule: ScheduleName = "cosine",
         warmup_steps: int = 0,
+        warmup_fraction: float = 0.0,
         milestones: Sequence[int] = (30, 60, 90),
         milestone_unit: Literal["epoch", "step"] = "epoch",
         gamma: float = 0.1,
@@ -92,6 +95,8 @@ class LRSchedule(Callback):
             )
         if warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+        if not 0.0 <= warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
         if not 0.0 < gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {gamma}")
         if min_lr < 0:
@@ -102,6 +107,7 @@ class LRSchedule(Callback):
             )
         self.schedule_name = schedule
         self.warmup_steps = warmup_steps
+        self.warmup_fraction = warmup_fraction
         self.milestones = tuple(sorted(milestones))
         self.milestone_unit = milestone_unit
         self.gamma = gamma
@@ -128,9 +134,8 @@ class LRSchedule(Callback):
         if self.milestone_unit == "epoch":
             per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
             milestones = tuple(m * per_epoch for m in milestones)
-        self.schedule = Schedule(
-            self.schedule_name, int(total), self.warmup_steps, milestones, self.gamma
-        )
+        warmup = self.warmup_steps or round(self.warmup_fraction * total)
+        self.schedule = Schedule(self.schedule_name, int(total), warmup, milestones, self.gamma)
         if not self.base_lrs:  # fresh run; on resume they come from the checkpoint
             self.base_lrs = [[g["lr"] for g in opt.param_groups] for opt in trainer.optimizers]
         self._apply(trainer, pl_module, log=False)
@@ -170,7 +175,7 @@ class LRSchedule(Callback):
                 ax.plot(steps, curve, label=group.get("name") or f"group{i}")
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("learning rate")
-        ax.set_title(f"planned LR: {self.schedule_name}, warmup {self.warmup_steps}")
+        ax.set_title(f"planned LR: {self.schedule_name}, warmup {self.schedule.warmup_steps}")
         if sum(len(b) for b in self.base_lrs) > 1:
             ax.legend()
         fig.tight_layout()

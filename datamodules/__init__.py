@@ -4,10 +4,12 @@ from datamodules.cat_segmentation import CatSegmentationDataModule
 from datamodules.face_expression import FaceExpressionDataModule
 from datamodules.imdb import ImdbDataModule
 from datamodules.logo import LogoDataModule
+from datamodules.news import NewsDataModule
 
 __all__ = [
     "CatSegmentationDataModule",
     "FaceExpressionDataModule",
     "ImdbDataModule",
     "LogoDataModule",
+    "NewsDataModule",
 ]

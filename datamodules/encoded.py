@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from lightning.pytorch.utilities import rank_zero_only
+from torch.utils.data import Dataset
 
 from datamodules.text_table import TextSplit
 from datamodules.tokens import Vocab
@@ -31,7 +33,9 @@ class EncodedSplit:
 
     ids: np.ndarray  # (total tokens,) int32
     offsets: np.ndarray  # (N + 1,) int64
-    labels: np.ndarray  # (N,) int64
+    labels: np.ndarray  # (N,) int64 class ids, or (N, C) float32 multi-hot
+    # (N,) token counts before truncation, when `ids` hold truncated texts (None: `offsets`' own)
+    full_lengths: np.ndarray | None = None
 
     @classmethod
     def encode(
@@ -104,31 +108,62 @@ def default_cache_dir(name: str) -> Path:
     return Path(base) / "lightning-task-zoo" / name
 
 
+class EncodedDataset(Dataset):
+    """Samples `(ids (T,) int64, label)` of an `EncodedSplit`, cut to `max_length` tokens."""
+
+    def __init__(self, split: EncodedSplit, max_length: int) -> None:
+        self.split = split
+        self.max_length = max_length
+
+    def __len__(self) -> int:
+        return len(self.split.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Any]:
+        start, end = self.split.offsets[index], self.split.offsets[index + 1]
+        ids = self.split.ids[start : min(end, start + self.max_length)]
+        if len(ids) == 0:
+            ids = np.array([1], np.int32)  # a text of unknown words only still gets one step
+        return torch.from_numpy(ids.astype(np.int64)), self.split.labels[index].tolist()
+
+
 @rank_zero_only
 def print_audit(
-    encoded: Encoded, class_names: Sequence[str], max_length: int, vocab_origin: str
+    title: str,
+    splits: dict[str, EncodedSplit],
+    class_names: Sequence[str],
+    max_length: int,
+    footer: str,
+    unk_id: int | None = 1,
 ) -> None:
-    """Texts per class and split, lengths, truncation and unknown-token rates, vocabulary size."""
+    """Texts per class and split, lengths, the share over `max_length`, unknown-token rates.
+
+    Lengths are those before truncation. Multi-label splits count texts per class (a text with
+    two labels counts twice).
+    """
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Data audit: {encoded.description}", title_justify="left")
+    table = Table(title=f"Data audit: {title}", title_justify="left")
     columns = ["split", "texts", *class_names, "median tokens", "p95 tokens", f"> {max_length}"]
-    for column in [*columns, "<unk>"]:
+    for column in [*columns, *(["<unk>"] if unk_id is not None else [])]:
         table.add_column(column, justify="left" if column == "split" else "right")
-    for split, data in encoded.splits.items():
-        lengths = np.diff(data.offsets)
-        counts = np.bincount(data.labels, minlength=len(class_names))
-        unknown = float((data.ids == 1).mean()) if len(data.ids) else 0.0
-        table.add_row(
+    for split, data in splits.items():
+        lengths = np.diff(data.offsets) if data.full_lengths is None else data.full_lengths
+        if data.labels.ndim == 2:
+            counts = data.labels.sum(axis=0).astype(int)
+        else:
+            counts = np.bincount(data.labels, minlength=len(class_names))
+        row = [
             split,
             str(len(lengths)),
             *(str(c) for c in counts),
-            f"{np.median(lengths):.0f}",
-            f"{np.percentile(lengths, 95):.0f}",
-            f"{(lengths > max_length).mean():.1%}",
-            f"{unknown:.2%}",
-        )
+            f"{np.median(lengths):.0f}" if len(lengths) else "-",
+            f"{np.percentile(lengths, 95):.0f}" if len(lengths) else "-",
+            f"{(lengths > max_length).mean():.1%}" if len(lengths) else "-",
+        ]
+        if unk_id is not None:
+            row.append(f"{float((data.ids == unk_id).mean()) if len(data.ids) else 0.0:.2%}")
+        table.add_row(*row)
     console = Console()
     console.print(table)
-    console.print(f"vocabulary: {len(encoded.vocab)} tokens (with <pad>, <unk>), {vocab_origin}")
+    console.print(footer)

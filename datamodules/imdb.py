@@ -10,12 +10,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
@@ -24,6 +22,7 @@ from datamodules.common import check_model_classes, make_loader
 from datamodules.demo.reviews import make_reviews
 from datamodules.encoded import (
     Encoded,
+    EncodedDataset,
     EncodedSplit,
     default_cache_dir,
     fingerprint_files,
@@ -32,7 +31,9 @@ from datamodules.encoded import (
 )
 from datamodules.text_table import (
     ReadReport,
+    TextsDataset,
     TextSplit,
+    collate_texts,
     hold_out,
     label_parser,
     labelled_text_files,
@@ -45,39 +46,6 @@ from datamodules.tokens import LengthBucketSampler, Vocab, basic_english, pad_ba
 CLASS_NAMES = ("neg", "pos")
 parse_label = label_parser(CLASS_NAMES, {"negative": 0, "positive": 1})
 CACHE_VERSION = 2  # bump when the tokenizer, the readers, the split or the cache layout change
-
-
-class _ReviewDataset(Dataset):
-    def __init__(self, split: EncodedSplit, max_length: int) -> None:
-        self.split = split
-        self.max_length = max_length
-
-    def __len__(self) -> int:
-        return len(self.split.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        start, end = self.split.offsets[index], self.split.offsets[index + 1]
-        ids = self.split.ids[start : min(end, start + self.max_length)]
-        if len(ids) == 0:
-            ids = np.array([1], np.int32)  # a review of unknown words only still gets one step
-        return torch.from_numpy(ids.astype(np.int64)), int(self.split.labels[index])
-
-
-class _TextDataset(Dataset):
-    """Raw texts for prediction (the task tokenises them with its own vocabulary)."""
-
-    def __init__(self, texts: Sequence[str], ids: Sequence[str], labels: Sequence[int]) -> None:
-        self.texts, self.ids, self.labels = list(texts), list(ids), list(labels)
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"text": self.texts[index], "id": self.ids[index], "label": self.labels[index]}
-
-
-def _collate_texts(samples: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    return {key: [s[key] for s in samples] for key in samples[0]}
 
 
 class ImdbDataModule(LightningDataModule):
@@ -301,21 +269,24 @@ class ImdbDataModule(LightningDataModule):
                 parse_label,
                 CLASS_NAMES,
             )
-            self.datasets["predict"] = _TextDataset(texts.texts, texts.ids, texts.labels)
+            self.datasets["predict"] = TextsDataset(texts)
             return
         if "class_names" in self.model_facts:
             check_model_classes(self.class_names, self.model_facts["class_names"], "IMDB data")
         encoded = self.encoded
         if not self.datasets:
             origin = "built on train" if self.model_vocab is None else "the checkpoint's"
-            print_audit(encoded, CLASS_NAMES, self.max_length, origin)
+            vocabulary = f"vocabulary: {len(encoded.vocab)} tokens (with <pad>, <unk>), {origin}"
+            print_audit(
+                encoded.description, encoded.splits, CLASS_NAMES, self.max_length, vocabulary
+            )
         for split, data in encoded.splits.items():
-            self.datasets[split] = _ReviewDataset(data, self.max_length)
+            self.datasets[split] = EncodedDataset(data, self.max_length)
         if stage == "test" and "test" not in encoded.splits:
             rank_zero_warn("No test split: testing on the validation split.")
         if stage == "predict":
             val = encoded.val_texts
-            self.datasets["predict"] = _TextDataset(val.texts, val.ids, val.labels)
+            self.datasets["predict"] = TextsDataset(val)
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         # Only what `setup` built: Lightning's `__str__` calls every loader method.
@@ -343,5 +314,5 @@ class ImdbDataModule(LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """Batches of raw texts."""
         return DataLoader(
-            self.datasets["predict"], batch_size=self.batch_size, collate_fn=_collate_texts
+            self.datasets["predict"], batch_size=self.batch_size, collate_fn=collate_texts
         )

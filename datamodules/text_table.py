@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_warn
+from torch.utils.data import Dataset
 
 from datamodules.common import labels_from_folders, stratified_split
 
-LabelParser = Callable[[Any, str], int]  # (raw label, where it was read) -> class id
+# (raw label, where it was read) -> class id (or the raw value, for readers that infer classes)
+LabelParser = Callable[[Any, str], Any]
+TextColumns = str | Sequence[str]  # one column, or several joined (AG News: title, description)
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
 
@@ -29,7 +32,7 @@ class TextSplit:
     """Raw texts and labels of one split, and where each came from (file or row)."""
 
     texts: list[str]
-    labels: list[int]
+    labels: list[Any]  # class ids (multi-label: lists of ids); -1 when unknown
     ids: list[str]
 
 
@@ -41,6 +44,8 @@ class ReadReport:
     replaced: list[str] = field(default_factory=list)  # non-UTF-8 bytes decoded with U+FFFD
     extra_fields: list[str] = field(default_factory=list)  # CSV rows longer than the header
     not_text: list[str] = field(default_factory=list)  # files in text folders that aren't .txt
+    no_label: list[str] = field(default_factory=list)  # multi-label rows with an empty label set
+    label_names: list[str] | None = None  # class names the source gives (a ClassLabel feature)
 
     def warn(self, where: str) -> None:
         """One warning per kind, with counts and the first few sources."""
@@ -53,6 +58,7 @@ class ReadReport:
                 self.extra_fields,
             ),
             ("file(s) without a .txt extension skipped", self.not_text),
+            ("multi-label row(s) with no label skipped", self.no_label),
         ):
             if items:
                 shown = ", ".join(items[:5]) + (" ..." if len(items) > 5 else "")
@@ -156,7 +162,7 @@ def table_files(root: Path) -> dict[str, Path]:
 
 def read_labelled_texts(
     root: Path,
-    text_column: str,
+    text_column: TextColumns,
     label_column: str,
     parse_label: LabelParser,
     class_names: Sequence[str],
@@ -207,6 +213,16 @@ def hold_out(splits: dict[str, TextSplit], val_split: float, seed: int) -> dict[
     return {**splits, "train": pick(kept), "val": pick(held)}
 
 
+def _columns(text_column: TextColumns) -> list[str]:
+    return [text_column] if isinstance(text_column, str) else list(text_column)
+
+
+def _join(row: Mapping[str, Any], text_columns: Sequence[str], joiner: str) -> str:
+    """The row's text: its text columns' non-empty values joined by `joiner`."""
+    parts = (str(row[c]).strip() for c in text_columns if row[c] is not None)
+    return joiner.join(part for part in parts if part)
+
+
 def _check_columns(where: Any, columns: Sequence[str], required: Sequence[str]) -> None:
     missing = [c for c in required if c not in columns]
     if missing:
@@ -246,33 +262,45 @@ def _dataset_rows(path: Path) -> tuple[list[str], Iterable[tuple[str, dict]]]:
 
 def read_table(
     path: Path,
-    text_column: str,
+    text_column: TextColumns,
     label_column: str,
     parse_label: LabelParser,
     report: ReadReport,
     labelled: bool = True,
+    joiner: str = " ",
 ) -> TextSplit:
-    """A CSV/TSV/JSONL/Parquet table with a text and a label column (names configurable).
+    """A CSV/TSV/JSONL/Parquet table with text and label columns (names configurable).
 
-    With `labelled=False` the label column is optional: without it every label is -1.
+    Several text columns are joined by `joiner`. With `labelled=False` the label column is
+    optional: without it every label is -1.
     """
+    text_columns = _columns(text_column)
     if path.suffix.lower() in (".csv", ".tsv"):
         columns, rows = _csv_rows(path, report)
     else:
         columns, rows = _dataset_rows(path)
-    _check_columns(path, columns, (text_column, label_column) if labelled else (text_column,))
+    _check_columns(path, columns, [*text_columns, label_column] if labelled else text_columns)
     has_labels = label_column in columns
     data = TextSplit([], [], [])
     for source, row in rows:
         label = parse_label(row[label_column], source) if has_labels else -1
-        add_text(data, str(row[text_column] or ""), label, source, report)
+        add_text(data, _join(row, text_columns, joiner), label, source, report)
     return data
 
 
 def read_hf(
-    name: str, text_column: str, label_column: str, parse_label: LabelParser, report: ReadReport
+    name: str,
+    text_column: TextColumns,
+    label_column: str,
+    parse_label: LabelParser,
+    report: ReadReport,
+    joiner: str = " ",
 ) -> dict[str, TextSplit]:
-    """A Hugging Face dataset (hub name or local copy): train, and validation/test if present."""
+    """A Hugging Face dataset (hub name or local copy): train, and validation/test if present.
+
+    A `ClassLabel` label feature's names go to `report.label_names`.
+    """
+    text_columns = _columns(text_column)
     import datasets
 
     try:
@@ -287,11 +315,15 @@ def read_hf(
         if split not in loaded:
             continue
         part = loaded[split]
-        _check_columns(f"{name} [{split}]", part.column_names, (text_column, label_column))
+        _check_columns(f"{name} [{split}]", part.column_names, [*text_columns, label_column])
+        names = getattr(part.features[label_column], "names", None)
+        if names and report.label_names is None:
+            report.label_names = list(names)
         data = TextSplit([], [], [])
-        for i, (text, label) in enumerate(zip(part[text_column], part[label_column], strict=True)):
+        for i, row in enumerate(part.select_columns([*text_columns, label_column])):
             source = f"{name}[{split}][{i}]"
-            add_text(data, text or "", parse_label(label, source), source, report)
+            label = parse_label(row[label_column], source)
+            add_text(data, _join(row, text_columns, joiner), label, source, report)
         splits["val" if split == "validation" else split] = data
     if "train" not in splits:
         raise ValueError(f"{name} has no train split (splits: {list(loaded)}).")
@@ -300,10 +332,11 @@ def read_hf(
 
 def read_texts(
     path: Path,
-    text_column: str,
+    text_column: TextColumns,
     label_column: str,
     parse_label: LabelParser,
     class_names: Sequence[str],
+    joiner: str = " ",
 ) -> TextSplit:
     """Texts to predict: a table, a text file with one text per line, or a folder of .txt files.
 
@@ -320,7 +353,9 @@ def read_texts(
         for file, label in zip(files, labels, strict=True):
             add_text(data, decode(file.read_bytes(), str(file), report), label, str(file), report)
     elif path.suffix.lower() in TABLE_SUFFIXES:
-        data = read_table(path, text_column, label_column, parse_label, report, labelled=False)
+        data = read_table(
+            path, text_column, label_column, parse_label, report, labelled=False, joiner=joiner
+        )
     elif path.is_file():
         data = TextSplit([], [], [])
         lines = decode(path.read_bytes(), str(path), report).splitlines()
@@ -332,3 +367,22 @@ def read_texts(
     if not data.texts:
         raise ValueError(f"predict_path {path} holds no texts.")
     return data
+
+
+class TextsDataset(Dataset):
+    """Raw texts to predict, with their ids and labels (-1 when unknown); the task tokenises."""
+
+    def __init__(self, data: TextSplit) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data.texts)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        data = self.data
+        return {"text": data.texts[index], "id": data.ids[index], "label": data.labels[index]}
+
+
+def collate_texts(samples: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """A batch of `TextsDataset` samples: lists under "text", "id" and "label"."""
+    return {key: [s[key] for s in samples] for key in samples[0]}

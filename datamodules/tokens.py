@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -93,12 +94,15 @@ class Vocab:
 
 
 def pad_batch(
-    samples: list[tuple[torch.Tensor, int]], pad_to: int | None = None
+    samples: list[tuple[torch.Tensor, Any]], pad_to: int | None = None, pad_id: int = 0
 ) -> dict[str, torch.Tensor]:
-    """Pad to the longest review in the batch (or to `pad_to`): ids (B, T), lengths, labels."""
+    """Pad to the longest text in the batch (or to `pad_to`) with `pad_id` (`<pad>` is 0).
+
+    Returns ids (B, T), lengths (B,) and labels: (B,) class ids, or (B, C) multi-hot.
+    """
     ids = [s[0] for s in samples]
     width = pad_to or max(len(i) for i in ids)
-    batch = torch.zeros(len(ids), width, dtype=torch.long)  # 0 is <pad>
+    batch = torch.full((len(ids), width), pad_id, dtype=torch.long)
     for row, tokens in enumerate(ids):
         batch[row, : len(tokens)] = tokens
     return {

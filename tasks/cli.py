@@ -40,12 +40,19 @@ DATA_TO_MODEL = {
     "class_counts": "class_counts",
     "vocab": "vocab",
     "max_length": "max_length",
+    "tokenizer": "tokenizer",
+    "pretrained": "pretrained",
+    "multi_label": "multi_label",
 }
 
 EPILOG = """data preparation:
   zoo prepare mouths SRC DST   crop mouth regions of face photos (class-per-folder) for training
   zoo prepare labelme SRC DST --labels labels.txt
                                labelme JSON polygons -> VOC-style masks for segmentation
+
+export:
+  zoo export CKPT DIR          a Hugging Face task's checkpoint -> a save_pretrained folder
+                               that transformers.pipeline(...) loads
 
 examples:
   zoo fit -c configs/face_expression.yaml
@@ -94,13 +101,23 @@ class ZooCLI(LightningCLI):
                 f"argument(s) {foreign}, which that task does not take. Use the config of the "
                 "task that trained it."
             )
-        init_args = {k: v for k, v in hparams.items() if k in accepted}
+        # What the command line sets explicitly (e.g. `--model.init_args.threshold 0.3` for
+        # predict) wins over the checkpoint; the config files' values do not.
+        typed = _typed_model_args(getattr(self, "_argv", []))
+        init_args = {k: v for k, v in hparams.items() if k in accepted and k not in typed}
         update = {subcommand: {"model": {"class_path": model.class_path, "init_args": init_args}}}
         try:
             self.config = self.parser.parse_object(update, self.config)
         except SystemExit:
             sys.stderr.write(f"The hyperparameters in {path} do not fit {model.class_path}.\n")
             raise
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse, remembering the command line (see `_parse_ckpt_path`)."""
+        self._argv = (
+            list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else []
+        )
+        super().parse_arguments(parser, args)
 
     def instantiate_classes(self) -> None:
         """Build datamodule, task and trainer; with `--ckpt_path FILE` the checkpoint's facts first.
@@ -178,6 +195,12 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return hparams, facts
 
 
+def _typed_model_args(argv: Sequence[str]) -> set[str]:
+    """Task arguments given on the command line: `--model.init_args.NAME[=VALUE]`."""
+    prefix = "--model.init_args."
+    return {a[len(prefix) :].split("=")[0] for a in argv if a.startswith(prefix)}
+
+
 def _init_arguments(class_path: str) -> set[str]:
     """Names of the `__init__` arguments of the class at `class_path`."""
     import importlib
@@ -212,6 +235,9 @@ def cli(args: Sequence[str] | None = None, run: bool = True) -> ZooCLI | None:
     argv = list(sys.argv[1:] if args is None else args)
     if argv[:1] == ["prepare"]:
         prepare_main(argv[1:])
+        return None
+    if argv[:1] == ["export"]:
+        export_main(argv[1:])
         return None
     return ZooCLI(
         LightningModule,
@@ -303,6 +329,36 @@ def prepare_main(argv: Sequence[str]) -> None:
             min_face=options.min_face,
         )
         print(report.summary())
+
+
+def export_main(argv: Sequence[str]) -> Path:
+    """`zoo export CKPT DIR`: a Hugging Face task's checkpoint as a `save_pretrained` folder."""
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="zoo export",
+        description="Write a checkpoint of a Hugging Face task (BertNewsTask, ...) as a folder "
+        "that transformers.pipeline(...) and from_pretrained(...) load.",
+    )
+    parser.add_argument("checkpoint", type=Path, help="a .ckpt written by `zoo fit`")
+    parser.add_argument("folder", type=Path, help="output folder")
+    options = parser.parse_args(argv)
+    if not options.checkpoint.is_file():
+        parser.error(f"{options.checkpoint} does not exist")
+    checkpoint = torch.load(options.checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    class_path = checkpoint.get(ARTIFACTS, {}).get("task")
+    if class_path is None:
+        parser.error(
+            f"{options.checkpoint} holds no Hugging Face model: only the tasks built on "
+            "transformers (BertNewsTask, ...) export to a save_pretrained folder."
+        )
+    module, _, name = class_path.rpartition(".")
+    task = getattr(importlib.import_module(module), name).load_from_checkpoint(
+        options.checkpoint, map_location="cpu"
+    )
+    folder = task.save_pretrained(options.folder)
+    print(f"Exported {class_path.rpartition('.')[2]} to {folder}")
+    return folder
 
 
 if __name__ == "__main__":

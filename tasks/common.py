@@ -17,6 +17,11 @@ from torchmetrics.classification import (
     MulticlassF1Score,
     MulticlassPrecision,
     MulticlassRecall,
+    MultilabelConfusionMatrix,
+    MultilabelExactMatch,
+    MultilabelF1Score,
+    MultilabelPrecision,
+    MultilabelRecall,
 )
 from typing_extensions import override
 
@@ -55,29 +60,41 @@ def configure_optimizers(
     return {"optimizer": opt, "lr_scheduler": config}
 
 
-def classification_metrics(class_names: Sequence[str]) -> MetricCollection:
-    """Accuracy, macro F1, and per-class precision and recall (`precision_<class>`, ...).
+def classification_metrics(
+    class_names: Sequence[str], multi_label: bool = False, threshold: float = 0.5
+) -> MetricCollection:
+    """Headline metrics and per-class precision and recall (`precision_<class>`, ...).
 
+    Single-label: accuracy and macro F1. Multi-label (a label is predicted when its sigmoid
+    probability reaches `threshold`): macro F1, micro F1 and exact match (all labels right).
     Clone it per stage with `prefix="val/"` etc.
     """
-    num_classes, labels = len(class_names), list(class_names)
-    return MetricCollection(
-        {
-            "acc": MulticlassAccuracy(num_classes, average="micro"),
-            "f1": MulticlassF1Score(num_classes, average="macro"),
-            "precision": ClasswiseWrapper(
-                MulticlassPrecision(num_classes, average=None), labels, prefix="precision_"
-            ),
-            "recall": ClasswiseWrapper(
-                MulticlassRecall(num_classes, average=None), labels, prefix="recall_"
-            ),
-        },
-        compute_groups=False,  # ClasswiseWrapper does not share state groups
-    )
+    n, labels = len(class_names), list(class_names)
+    if multi_label:
+        metrics = {
+            "f1": MultilabelF1Score(n, threshold, average="macro"),
+            "f1_micro": MultilabelF1Score(n, threshold, average="micro"),
+            "exact_match": MultilabelExactMatch(n, threshold),
+            "precision": MultilabelPrecision(n, threshold, average=None),
+            "recall": MultilabelRecall(n, threshold, average=None),
+        }
+    else:
+        metrics = {
+            "acc": MulticlassAccuracy(n, average="micro"),
+            "f1": MulticlassF1Score(n, average="macro"),
+            "precision": MulticlassPrecision(n, average=None),
+            "recall": MulticlassRecall(n, average=None),
+        }
+    for name in ("precision", "recall"):
+        metrics[name] = ClasswiseWrapper(metrics[name], labels, prefix=f"{name}_")
+    return MetricCollection(metrics, compute_groups=False)  # ClasswiseWrapper shares no state
 
 
 def log_confusion_matrix(
-    module: LightningModule, matrix: MulticlassConfusionMatrix, class_names: Sequence[str], key: str
+    module: LightningModule,
+    matrix: MulticlassConfusionMatrix | MultilabelConfusionMatrix,
+    class_names: Sequence[str],
+    key: str,
 ) -> None:
     """Compute (on every rank: it syncs), plot and log the confusion matrix.
 
@@ -120,7 +137,8 @@ def log_epoch_metrics(module: LightningModule, metrics: MetricCollection) -> Non
     """
     if any(metric.update_called for metric in metrics.values()):
         values = metrics.compute()  # already global: no sync_dist needed
-        headline = {k: values.pop(k) for k in list(values) if k.endswith(("/acc", "/f1"))}
+        heads = ("/acc", "/f1", "/exact_match")
+        headline = {k: values.pop(k) for k in list(values) if k.endswith(heads)}
         module.log_dict(headline, prog_bar=metrics.prefix == "val/")
         module.log_dict(values)
 
@@ -145,15 +163,18 @@ def class_weight(
 
 
 class ClassificationTask(LightningModule):
-    """A cross-entropy classifier around a network `net`: every classifier of the zoo uses it.
+    """A classifier around a network `net`: every classifier of the zoo uses it.
 
-    Logs `<stage>/loss`, `<stage>/acc`, `<stage>/f1` (macro), per-class precision and recall, and
-    the confusion matrix image at validation and test end. Image batches are `(images, labels,
-    names)`; a task whose batches differ (text) overrides `_logits_and_labels` and its predict
-    methods. `predict_step` and `predict_images` return one row per image: path, predicted class,
-    true class when known, one probability per class. Subclasses build their network, pass it
-    here and call `save_hyperparameters()`, so the checkpoint alone rebuilds the task, its class
-    names and its preprocessing.
+    Single-label: cross-entropy; logs `<stage>/loss`, `<stage>/acc`, `<stage>/f1` (macro),
+    per-class precision and recall, and the confusion matrix image at validation and test end.
+    Multi-label (`multi_label=True`): BCE with logits on multi-hot labels; `f1` (macro),
+    `f1_micro`, `exact_match` and per-class precision/recall at `threshold`, and one 2x2
+    confusion matrix per class. Image batches are `(images, labels, names)`; text batches are
+    dicts with "ids" and "lengths" (a text task overrides `_logits_and_labels`, `forward` and
+    `encode`). `predict_step`, `predict_images` and `predict_texts` return one row per sample:
+    path or id, predicted class(es), true class(es) when known, one probability per class.
+    Subclasses build their network, pass it here and call `save_hyperparameters()`, so the
+    checkpoint alone rebuilds the task, its class names and its preprocessing.
 
     Args:
         net: The network, returning logits.
@@ -167,6 +188,9 @@ class ClassificationTask(LightningModule):
         label_smoothing: Cross-entropy label smoothing.
         optimizer: Optimizer factory, chosen in YAML.
         scheduler: Optional LR scheduler factory (stepped per epoch).
+        multi_label: Each sample has a set of labels (sigmoid per class) instead of one.
+        threshold: Multi-label: a class is predicted when its probability reaches this.
+        label_separator: Multi-label: how predicted label sets are joined in prediction rows.
     """
 
     def __init__(
@@ -182,21 +206,34 @@ class ClassificationTask(LightningModule):
         label_smoothing: float,
         optimizer: OptimizerCallable,
         scheduler: LRSchedulerCallable | None,
+        multi_label: bool = False,
+        threshold: float = 0.5,
+        label_separator: str = "|",
     ) -> None:
         super().__init__()
         self.class_names = list(class_names)
         num_classes = len(self.class_names)
         if num_classes < 2:
             raise ValueError(f"Need at least 2 classes, got class_names={self.class_names}")
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         self.net = net
-        weight = class_weight(class_weights, class_counts, num_classes)
-        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
-        metrics = classification_metrics(self.class_names)
+        self.multi_label = multi_label
+        self.threshold = threshold
+        self.label_separator = label_separator
+        if multi_label:
+            self.loss_fn: nn.Module = nn.BCEWithLogitsLoss()
+            self.val_confusion = MultilabelConfusionMatrix(num_classes, threshold)
+            self.test_confusion = MultilabelConfusionMatrix(num_classes, threshold)
+        else:
+            weight = class_weight(class_weights, class_counts, num_classes)
+            self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+            self.val_confusion = MulticlassConfusionMatrix(num_classes)
+            self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        metrics = classification_metrics(self.class_names, multi_label, threshold)
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self.val_confusion = MulticlassConfusionMatrix(num_classes)
-        self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.preprocess = eval_transform(image_size, mean, std) if image_size else None
@@ -205,7 +242,11 @@ class ClassificationTask(LightningModule):
     @override
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities (B, num_classes) for preprocessed images (B, C, H, W)."""
-        return self.net(images).softmax(dim=-1)
+        return self.probabilities(self.net(images))
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Softmax over classes, or (multi-label) a sigmoid per class."""
+        return logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
 
     @override
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -224,15 +265,15 @@ class ClassificationTask(LightningModule):
         batch: Any,
         metrics: MetricCollection,
         stage: str,
-        confusion: MulticlassConfusionMatrix | None = None,
+        confusion: MulticlassConfusionMatrix | MultilabelConfusionMatrix | None = None,
     ) -> torch.Tensor:
         logits, labels = self._logits_and_labels(batch)
         loss = self.loss_fn(logits, labels)
-        size = len(labels)
-        log_loss(self, stage, loss, size)
-        metrics.update(logits, labels)
+        log_loss(self, stage, loss, len(labels))
+        target = labels.long() if self.multi_label else labels  # multi-hot floats for the loss
+        metrics.update(logits, target)
         if confusion is not None:
-            confusion.update(logits, labels)
+            confusion.update(logits, target)
         return loss
 
     def _logits_and_labels(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -272,20 +313,36 @@ class ClassificationTask(LightningModule):
 
     @override
     def predict_step(self, batch: Any, batch_idx: int) -> list[dict[str, Any]]:
-        """One row per image: path, predicted class, true class when known, probabilities."""
+        """One row per sample: path or id, predicted class(es), true class(es), probabilities.
+
+        Text batches (dicts of raw "text", "id", "label") are tokenised by the task itself.
+        """
+        if isinstance(batch, dict):
+            return self._text_rows(batch["text"], batch["id"], batch["label"])
         images, labels, names = batch
         return self._rows(self(images), names, labels.tolist())
 
+    def _names(self, ids: Sequence[int]) -> str:
+        return self.label_separator.join(self.class_names[i] for i in ids)
+
     def _rows(
-        self, probs: torch.Tensor, names: Sequence[str], labels: Sequence[int], key: str = "path"
+        self, probs: torch.Tensor, names: Sequence[str], labels: Sequence[Any], key: str = "path"
     ) -> list[dict[str, Any]]:
-        """One row per sample: `key` (its path or id), predicted, true, one probability a class."""
+        """One row per sample: `key` (its path or id), predicted, true, one probability a class.
+
+        Labels are class ids, or (multi-label) sequences of ids; -1 when unknown.
+        """
         rows = []
-        predicted = probs.argmax(dim=-1).tolist()
-        for name, label, index, p in zip(names, labels, predicted, probs.tolist(), strict=True):
-            row: dict[str, Any] = {key: name, "predicted": self.class_names[index]}
-            if label >= 0:
+        for name, label, p in zip(names, labels, probs.tolist(), strict=True):
+            if self.multi_label:
+                predicted = self._names(i for i, v in enumerate(p) if v >= self.threshold)
+            else:
+                predicted = self.class_names[max(range(len(p)), key=p.__getitem__)]
+            row: dict[str, Any] = {key: name, "predicted": predicted}
+            if isinstance(label, int) and label >= 0:
                 row["true"] = self.class_names[label]
+            elif not isinstance(label, int):  # a multi-label set
+                row["true"] = self._names(label)
             row.update({f"prob_{c}": v for c, v in zip(self.class_names, p, strict=True)})
             rows.append(row)
         return rows
@@ -299,6 +356,26 @@ class ClassificationTask(LightningModule):
         self.eval()
         probs = self(batch.to(self.device))
         return self._rows(probs, [str(p) for p in paths], [-1] * len(paths))
+
+    def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Text tasks: tokenise and pad raw texts into "ids" (B, T) and "lengths" (B,)."""
+        raise TypeError(f"{type(self).__name__} does not classify texts.")
+
+    def _text_rows(
+        self, texts: Sequence[str], ids: Sequence[str], labels: Sequence[Any]
+    ) -> list[dict[str, Any]]:
+        batch = self.encode(texts)
+        probs = self(batch["ids"].to(self.device), batch["lengths"].to(self.device))
+        rows = self._rows(probs, ids, labels, key="id")
+        for row, text in zip(rows, texts, strict=True):
+            row["text"] = text
+        return rows
+
+    @torch.inference_mode()
+    def predict_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """Classify raw texts with the tokenizer saved in the checkpoint (no datamodule)."""
+        self.eval()
+        return self._text_rows(list(texts), [str(i) for i in range(len(texts))], [-1] * len(texts))
 
     @override
     def configure_optimizers(self) -> Any:

@@ -160,11 +160,6 @@ class ImdbSentimentTask(ClassificationTask):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.net(batch["ids"], batch["lengths"]), batch["label"]
 
-    @override
-    def predict_step(self, batch: dict[str, list[Any]], batch_idx: int) -> list[dict[str, Any]]:
-        """One row per review: id, predicted label, true label when known, probabilities, text."""
-        return self._text_rows(batch["text"], batch["id"], batch["label"])
-
     def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Tokenise and pad raw texts with this model's vocabulary and `max_length`."""
         samples = []
@@ -172,22 +167,6 @@ class ImdbSentimentTask(ClassificationTask):
             ids = self.vocab.encode(basic_english(text)[: self.hparams.max_length]) or [1]
             samples.append((torch.tensor(ids), -1))
         return pad_batch(samples)
-
-    def _text_rows(
-        self, texts: Sequence[str], ids: Sequence[str], labels: Sequence[int]
-    ) -> list[dict[str, Any]]:
-        batch = self.encode(texts)
-        probs = self(batch["ids"].to(self.device), batch["lengths"])
-        rows = self._rows(probs, ids, labels, key="id")
-        for row, text in zip(rows, texts, strict=True):
-            row["text"] = text
-        return rows
-
-    @torch.inference_mode()
-    def predict_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
-        """Classify raw reviews with the vocabulary saved in the checkpoint (no datamodule)."""
-        self.eval()
-        return self._text_rows(list(texts), [str(i) for i in range(len(texts))], [-1] * len(texts))
 
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -72,3 +72,32 @@ def _write_fer2013(path: Path, rows_per_usage: int = 6, extra_rows: tuple[str, .
     lines.extend(extra_rows)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT and WordPiece tokenizer, written with `save_pretrained`.
+
+    What a user has after downloading a hub model; its head has 3 labels, not the data's 4.
+    """
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from datamodules.demo.headlines import make_headlines
+    from datamodules.subwords import train_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    texts, _, _ = make_headlines(400, seed=5)
+    tokenizer = train_tokenizer(texts, 300, "wordpiece")
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=3,
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -18,6 +18,12 @@ from tasks.cli import cli
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 # Per-config overrides that keep the demo data tiny; a config absent here runs as shipped.
 TINY = {
+    "bert_news": [
+        "--data.init_args.demo_headlines=64",
+        "--data.init_args.batch_size=16",
+        "--model.init_args.hidden_size=16",
+        "--model.init_args.num_layers=1",
+    ],
     "cat_segmentation": [
         "--data.init_args.demo_images=8",
         "--data.init_args.image_size=32",
@@ -76,8 +82,8 @@ def _separate_inputs(config: Path, folder: Path) -> Path:
     """Inputs to predict that are not the training data: images (one broken, one text file)
     or a one-review-per-line text file."""
     folder.mkdir()
-    if config.stem == "imdb_lstm":
-        path = folder / "reviews.txt"
+    if config.stem in ("imdb_lstm", "bert_news"):
+        path = folder / "texts.txt"
         path.write_text("A truly wonderful film.\nThe plot was not good at all.\n")
         return path
     rng = np.random.default_rng(0)
@@ -131,7 +137,7 @@ def test_checkpoint_flow(config: Path, tmp_path: Path) -> None:
 
     # The Python API: the checkpoint alone rebuilds the task and predicts.
     model = task_class.load_from_checkpoint(checkpoint, map_location="cpu")
-    if hasattr(model, "predict_texts"):
+    if config.stem in ("imdb_lstm", "bert_news"):
         predicted = model.predict_texts(["A good film."])
     else:
         predicted = model.predict_images([sorted(inputs.glob("photo*.png"))[0]])
