@@ -53,7 +53,8 @@ class LastCheckpoint(Checkpoint):
         if self._saved_at_step == trainer.global_step:  # nothing new since the last save
             return
         self._saved_at_step = trainer.global_step
-        trainer.save_checkpoint(self.path(trainer))  # every rank calls it; rank zero writes
+        # every rank calls it; rank zero writes. The full state (optimizer, loops, callbacks).
+        trainer.save_checkpoint(self.path(trainer), weights_only=False)
 
     @override
     def on_train_batch_end(

@@ -450,8 +450,15 @@ def _one_based(labels: Sequence[Any], names: Sequence[str], multi_label: bool) -
     They are when 0 never occurs and the largest is the class count; else 0-based.
     """
     numbers = [int(v) for v in _values(labels, multi_label) if v.isdigit()]
-    named = not any(n.isdigit() for n in names)
-    return named and bool(numbers) and min(numbers) >= 1 and max(numbers) == len(names)
+    if not numbers or any(n.isdigit() for n in names):
+        return False
+    if min(numbers) >= 1 and max(numbers) < len(names):
+        rank_zero_warn(
+            f"Integer labels {sorted(set(numbers))} for the classes {list(names)} are read as "
+            "0-based ids (0 never occurs, but neither does the last class's 1-based id): if they "
+            "are 1-based, as in AG News, set label_names or write the class names instead."
+        )
+    return min(numbers) >= 1 and max(numbers) == len(names)
 
 
 def _parse_labels(

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tasks.bert_news import BertNewsTask
 from tasks.cat_segmentation import CatSegmentationTask
 from tasks.cli import cli
 from tasks.face_expression import FaceExpressionTask
@@ -21,6 +22,7 @@ from tasks.imdb_lstm import ImdbSentimentTask
 SAVED = Path(__file__).parent / "data" / "checkpoints"
 CONFIGS = Path(__file__).parents[1] / "configs"
 TASKS = {
+    "bert_news": BertNewsTask,
     "face_expression": FaceExpressionTask,
     "imdb_lstm": ImdbSentimentTask,
     "cat_segmentation": CatSegmentationTask,
@@ -33,7 +35,7 @@ def test_saved_checkpoint_loads_safely_and_predicts(app: str, tmp_path: Path) ->
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)  # primitives only
     assert saved["state_dict"]
     model = TASKS[app].load_from_checkpoint(checkpoint, map_location="cpu")
-    if app == "imdb_lstm":
+    if app in ("imdb_lstm", "bert_news"):
         inputs = tmp_path / "reviews.txt"
         inputs.write_text("A wonderful film.\nNot good at all.\n")
         (row, _) = model.predict_texts(inputs.read_text().splitlines())

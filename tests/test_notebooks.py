@@ -13,6 +13,7 @@ SMALL = {
     "face_expression": {"DEMO_PER_CLASS": 16, "EPOCHS": 1},
     "cat_segmentation": {"DEMO_IMAGES": 8, "IMAGE_SIZE": 32, "FEATURES": 4, "EPOCHS": 1},
     "imdb_lstm": {"REVIEWS": 64, "SIZE": 8, "EPOCHS": 1},
+    "bert_news": {"HEADLINES": 64, "HIDDEN": 16, "EPOCHS": 1},
 }
 
 

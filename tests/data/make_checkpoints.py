@@ -2,13 +2,14 @@
 
 They are kept in the repository so that checkpoints written by an earlier release keep loading
 after refactors (tests/test_checkpoints.py). Run from the repository root; rerun only on purpose
-(a format change users will meet too):  python tests/data/make_checkpoints.py
+(a format change users will meet too):  python tests/data/make_checkpoints.py [APP ...]
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -23,6 +24,14 @@ TINY = {
         "--model.init_args.hidden_dim=4",
         "--data.init_args.cache=false",
     ],
+    "bert_news": [
+        "--data.init_args.demo_headlines=64",
+        "--data.init_args.tokenizer_vocab_size=200",
+        "--data.init_args.cache=false",
+        "--model.init_args.hidden_size=8",
+        "--model.init_args.num_layers=1",
+        "--model.init_args.num_heads=2",
+    ],
     "cat_segmentation": [
         "--data.init_args.demo_images=8",
         "--data.init_args.image_size=32",
@@ -31,10 +40,12 @@ TINY = {
 }
 
 
-def main() -> None:
+def main(apps: list[str]) -> None:
     out = ROOT / "tests" / "data" / "checkpoints"
     out.mkdir(parents=True, exist_ok=True)
     for app, tiny in TINY.items():
+        if apps and app not in apps:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             os.chdir(tmp)
             config = ROOT / "configs" / f"{app}.yaml"
@@ -46,4 +57,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
