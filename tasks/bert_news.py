@@ -52,8 +52,8 @@ class BertNewsTask(ClassificationTask):
         dropout: From scratch: hidden and attention dropout.
         label_smoothing: Single-label cross-entropy label smoothing.
         layer_lr_decay: Layer-wise LR decay (e.g. 0.9): lower layers learn slower; None for off.
-        gradient_checkpointing: Recompute activations in the backward pass (less memory,
-            ~30% more time); for long texts or big models.
+        gradient_checkpointing: Recompute activations in the backward pass (less memory, one
+            more forward pass of compute); for long texts or big models.
         optimizer: Optimizer factory, chosen in YAML (AdamW; its `weight_decay` applies to all
             but biases and normalisation weights).
         scheduler: Optional LR scheduler factory (per epoch); `LRSchedule` gives per-step

@@ -91,6 +91,18 @@ def test_cosine_with_warmup_matches_closed_form() -> None:
     assert heads(lrs) == pytest.approx([10 * lr for lr in expected])
 
 
+def test_warmup_as_a_fraction_of_the_total_steps() -> None:
+    lrs, _ = fit(LRSchedule("linear", warmup_fraction=0.25, plot=False))
+    total, warmup, base = 3 * BATCHES, 3, 0.01  # 0.25 of 12 steps
+    expected = [
+        base * (s + 1) / warmup if s < warmup else base * (1 - (s - warmup) / (total - warmup))
+        for s in range(total)
+    ]
+    assert [body for _, body, _ in lrs] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        LRSchedule(warmup_fraction=1.0)
+
+
 @pytest.mark.parametrize(
     ("name", "formula"),
     [

@@ -227,6 +227,22 @@ def test_layer_lr_decay_scales_lower_layers_down() -> None:
     assert sorted(g["lr"] for g in optimizer.param_groups)[0] == pytest.approx(1e-3 * 0.5**4)
 
 
+def test_gradient_checkpointing_trains_with_the_same_gradients() -> None:
+    tokenizer = NewsDataModule(demo_headlines=32, cache=False).tokenizer
+    batch = {"ids": torch.randint(5, 100, (4, 12)), "lengths": torch.tensor([12, 9, 5, 3])}
+    batch["label"] = torch.tensor([0, 1, 2, 3])
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        task = BertNewsTask(tokenizer=tokenizer, dropout=0.0, gradient_checkpointing=checkpointing)
+        task.train()
+        assert task.net.is_gradient_checkpointing == checkpointing
+        logits, labels = task._logits_and_labels(batch)
+        task.loss_fn(logits, labels).backward()
+        grads.append(task.net.bert.embeddings.word_embeddings.weight.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+
+
 def test_max_length_above_the_models_positions_is_an_error(tiny_bert: Path) -> None:
     tokenizer = NewsDataModule(pretrained=str(tiny_bert)).tokenizer
     with pytest.raises(ValueError, match="max_length 128 exceeds the 64 positions"):
@@ -358,3 +374,25 @@ def test_export_of_a_checkpoint_without_a_hugging_face_model_is_refused(tmp_path
     checkpoint = Path(__file__).parent / "data" / "checkpoints" / "face_expression.ckpt"
     with pytest.raises(SystemExit):
         cli(["export", str(checkpoint), str(tmp_path / "out")])
+
+
+def test_hugging_face_ag_news_from_a_local_copy(tmp_path: Path) -> None:
+    """`fancyzhx/ag_news`'s layout: parquet shards with a `ClassLabel` label feature."""
+    import datasets
+
+    from datamodules.demo.headlines import TOPICS, make_headlines
+
+    folder = tmp_path / "ag_news" / "data"
+    folder.mkdir(parents=True)
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=list(TOPICS))}
+    )
+    for split, seed in (("train", 0), ("test", 1)):
+        texts, topics, _ = make_headlines(40, seed)
+        table = datasets.Dataset.from_dict({"text": texts, "label": topics}, features=features)
+        table.to_parquet(str(folder / f"{split}-00000-of-00001.parquet"))
+    data = NewsDataModule(hf_dataset=str(tmp_path / "ag_news"), val_split=0.25, cache=False)
+    data.setup("test")
+    assert data.class_names == list(TOPICS)
+    assert len(data.datasets["test"]) == 40
+    assert len(data.datasets["train"]) + len(data.datasets["val"]) == 40
