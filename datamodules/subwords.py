@@ -36,7 +36,7 @@ def offline_hint(name: str, what: str) -> str:
     return (
         f"Could not load the {what} {name!r}: it is not a local folder and not in the Hugging "
         "Face cache, and the hub cannot be reached (HF_HUB_OFFLINE=1 or no network). On a "
-        f"machine with network run `huggingface-cli download {name}` (it fills the cache), or "
+        f"machine with network run `hf download {name}` (it fills the cache), or "
         f"save it there with `.save_pretrained(DIR)`, copy DIR here and pass DIR instead of "
         f"{name!r}."
     )
