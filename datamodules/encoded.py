@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from torch.utils.data import Dataset
 
 from datamodules.text_table import TextSplit
 from datamodules.tokens import Vocab
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def fingerprint_files(paths: Iterable[Path]) -> list[Any]:
@@ -93,6 +96,87 @@ class Encoded:
                 splits[path.stem] = EncodedSplit(data["ids"], data["offsets"], data["labels"])
         val = json.loads((folder / "val_texts.json").read_text())
         return cls(Vocab(meta["vocab"]), splits, TextSplit(**val), meta["description"])
+
+
+def encode_texts(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    labels: np.ndarray,
+    max_length: int,
+    description: str = "Tokenising",
+) -> EncodedSplit:
+    """Tokenise with a fast tokenizer through `datasets.map(batched=True)` (progress bar).
+
+    Texts are cut to `max_length` tokens by the tokenizer, so the special tokens stay; each text's
+    length before the cut is kept in `full_lengths` for the audit.
+    """
+    import datasets
+    import pyarrow.compute as pc
+
+    def tokenise(batch: dict[str, list]) -> dict[str, list]:
+        # A long text comes back as several windows: keep the first, count the others' tokens.
+        encoded = tokenizer(
+            batch["text"], truncation=True, max_length=max_length, return_overflowing_tokens=True
+        )
+        specials = tokenizer.num_special_tokens_to_add()
+        ids: list[list[int]] = []
+        lengths: list[int] = []
+        for row, sample in enumerate(encoded["overflow_to_sample_mapping"]):
+            window = encoded["input_ids"][row]
+            if sample == len(ids):  # the first window of a text
+                ids.append(window)
+                lengths.append(len(window))
+            else:
+                lengths[sample] += len(window) - specials
+        return {"input_ids": ids, "length": lengths}
+
+    table = datasets.Dataset.from_dict({"text": list(texts)})
+    table = table.map(tokenise, batched=True, desc=description, remove_columns=["text"])
+    column = table.data.column("input_ids").combine_chunks()
+    offsets = np.zeros(len(table) + 1, np.int64)
+    np.cumsum(pc.list_value_length(column).to_numpy(), out=offsets[1:])
+    flat = column.flatten().to_numpy().astype(np.int32)
+    return EncodedSplit(flat, offsets, labels, np.asarray(table["length"], np.int64))
+
+
+def save_cache(
+    folder: Path,
+    splits: dict[str, EncodedSplit],
+    tokenizer: PreTrainedTokenizerBase,
+    meta: dict[str, Any],
+) -> None:
+    """Write splits, tokenizer and `meta` (JSON) as one cache folder.
+
+    Written to a temporary folder, then renamed: concurrent runs never see half a cache.
+    """
+    import shutil
+
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for name, split in splits.items():
+        arrays = {k: v for k, v in vars(split).items() if v is not None}
+        np.savez(tmp / f"{name}.npz", **arrays)
+    tokenizer.save_pretrained(tmp / "tokenizer")
+    (tmp / "meta.json").write_text(json.dumps(meta))  # written last: marks a complete cache
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_cache(
+    folder: Path, tokenizer: PreTrainedTokenizerBase | None = None
+) -> tuple[dict[str, EncodedSplit], PreTrainedTokenizerBase, dict[str, Any]]:
+    """Read what `save_cache` wrote; `tokenizer` (a checkpoint's) replaces the saved one."""
+    from datamodules.subwords import load_tokenizer
+
+    splits = {}
+    for path in folder.glob("*.npz"):
+        with np.load(path) as data:
+            splits[path.stem] = EncodedSplit(**data)
+    if tokenizer is None:
+        tokenizer = load_tokenizer(str(folder / "tokenizer"))
+    return splits, tokenizer, json.loads((folder / "meta.json").read_text())
 
 
 def vocab_digest(vocab: Vocab | None) -> str | None:

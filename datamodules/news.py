@@ -28,8 +28,11 @@ from datamodules.encoded import (
     EncodedDataset,
     EncodedSplit,
     default_cache_dir,
+    encode_texts,
     fingerprint_files,
+    load_cache,
     print_audit,
+    save_cache,
 )
 from datamodules.subwords import (
     WORDPIECE_SPECIALS,
@@ -201,8 +204,6 @@ class NewsDataModule(LightningDataModule):
     @functools.cached_property
     def tokenised(self) -> Tokenised:
         """Tokenised splits: from the cache when the data and settings are unchanged."""
-        import datasets
-
         settings = {
             "version": CACHE_VERSION,
             "data": self._fingerprint(),
@@ -220,18 +221,19 @@ class NewsDataModule(LightningDataModule):
             return _load(folder, self.model_tokenizer)
         splits, names, description = self._read()
         tokenizer = self._tokenizer(splits["train"].texts)
-        encoded = {}
-        for split, data in splits.items():
-            table = datasets.Dataset.from_dict({"text": data.texts})
-            table = table.map(
-                functools.partial(_tokenise, tokenizer, self.max_length),
-                batched=True,
-                desc=f"Tokenising {split}",
+        encoded = {
+            split: encode_texts(
+                tokenizer,
+                data.texts,
+                _labels(data.labels, len(names), self.multi_label),
+                self.max_length,
+                f"Tokenising {split}",
             )
-            encoded[split] = _encoded_split(table, data.labels, len(names), self.multi_label)
+            for split, data in splits.items()
+        }
         tokenised = Tokenised(tokenizer, names, encoded, splits["val"], description)
         if self.cache:
-            _save(tokenised, folder, trained=self.pretrained is None)
+            _save(tokenised, folder)
             rank_zero_info(f"Cached the tokenised data in {folder}")
         return tokenised
 
@@ -488,45 +490,14 @@ def _parse_labels(
     return out
 
 
-def _tokenise(
-    tokenizer: PreTrainedTokenizerBase, max_length: int, batch: dict[str, list]
-) -> dict[str, list]:
-    """Ids cut to `max_length` (special tokens kept) and each text's length before the cut.
-
-    The tokenizer splits a long text into windows; the first is kept, and the length before the
-    cut is the windows' tokens without their repeated special tokens.
-    """
-    encoded = tokenizer(
-        batch["text"], truncation=True, max_length=max_length, return_overflowing_tokens=True
-    )
-    specials = tokenizer.num_special_tokens_to_add()
-    ids: list[list[int]] = []
-    lengths: list[int] = []
-    for row, sample in enumerate(encoded["overflow_to_sample_mapping"]):
-        window = encoded["input_ids"][row]
-        if sample == len(ids):  # the first window of a text
-            ids.append(window)
-            lengths.append(len(window))
-        else:
-            lengths[sample] += len(window) - specials
-    return {"input_ids": ids, "length": lengths}
-
-
-def _encoded_split(table: Any, labels: list[Any], num_classes: int, multi_label: bool) -> Any:
-    """An `EncodedSplit` from a tokenised `datasets` table (flat ids + offsets, as IMDB's)."""
-    import pyarrow.compute as pc
-
-    column = table.data.column("input_ids").combine_chunks()
-    offsets = np.zeros(len(table) + 1, np.int64)
-    np.cumsum(pc.list_value_length(column).to_numpy(), out=offsets[1:])
-    if multi_label:
-        label_array = np.zeros((len(labels), num_classes), np.float32)
-        for row, ids in enumerate(labels):
-            label_array[row, list(ids)] = 1.0
-    else:
-        label_array = np.asarray(labels, np.int64)
-    flat = column.flatten().to_numpy().astype(np.int32)
-    return EncodedSplit(flat, offsets, label_array, np.asarray(table["length"], np.int64))
+def _labels(labels: list[Any], num_classes: int, multi_label: bool) -> np.ndarray:
+    """Class ids (N,), or a multi-hot (N, C) float32 array."""
+    if not multi_label:
+        return np.asarray(labels, np.int64)
+    hot = np.zeros((len(labels), num_classes), np.float32)
+    for row, ids in enumerate(labels):
+        hot[row, list(ids)] = 1.0
+    return hot
 
 
 def _folder_fingerprint(name: str) -> Any:
@@ -534,38 +505,18 @@ def _folder_fingerprint(name: str) -> Any:
     return fingerprint_files(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else None
 
 
-def _save(tokenised: Tokenised, folder: Path, trained: bool) -> None:
-    """Write to a temporary folder, then rename: concurrent runs never see half a cache."""
-    import os
-
-    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    for name, split in tokenised.splits.items():
-        np.savez(tmp / f"{name}.npz", **vars(split))
-    tokenised.tokenizer.save_pretrained(tmp / "tokenizer")
+def _save(tokenised: Tokenised, folder: Path) -> None:
     val = tokenised.val_texts
     meta = {
         "class_names": tokenised.class_names,
         "description": tokenised.description,
         "val_texts": {"texts": val.texts, "labels": val.labels, "ids": val.ids},
     }
-    (tmp / "meta.json").write_text(json.dumps(meta))  # written last: marks a complete cache
-    try:
-        tmp.rename(folder)
-    except OSError:  # another process finished first
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
+    save_cache(folder, tokenised.splits, tokenised.tokenizer, meta)
 
 
 def _load(folder: Path, tokenizer: PreTrainedTokenizerBase | None) -> Tokenised:
-    meta = json.loads((folder / "meta.json").read_text())
-    splits = {}
-    for path in folder.glob("*.npz"):
-        with np.load(path) as data:
-            splits[path.stem] = EncodedSplit(**data)
-    if tokenizer is None:
-        tokenizer = load_tokenizer(str(folder / "tokenizer"))
+    splits, tokenizer, meta = load_cache(folder, tokenizer)
     val = meta["val_texts"]
     val["labels"] = [tuple(x) if isinstance(x, list) else x for x in val["labels"]]
     return Tokenised(tokenizer, meta["class_names"], splits, TextSplit(**val), meta["description"])
