@@ -1,8 +1,9 @@
-"""One writer for every task's predictions: `<run dir>/predictions.csv`, plus files it points to."""
+"""One writer for every task's predictions: `<run dir>/predictions.csv` or `.jsonl`, plus files."""
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,6 +18,9 @@ from callbacks.media import run_dir
 class PredictionWriter(BasePredictionWriter):
     """Write the rows `predict_step` returns to `<run dir>/predictions.csv`, batch by batch.
 
+    A `filename` ending in `.jsonl` writes one JSON object per row instead (long texts such as
+    summaries read better there, and rows may differ in keys).
+
     A task's `predict_step` returns a list of dicts, one per sample, with the same keys. Values
     that are PIL images (masks, overlays) are saved as PNGs under `<run dir>/predictions/` and the
     row stores their relative path. Under several processes each rank writes
@@ -29,8 +33,8 @@ class PredictionWriter(BasePredictionWriter):
 
     def __init__(self, output_dir: str | None = None, filename: str = "predictions.csv") -> None:
         super().__init__(write_interval="batch")
-        if not filename.endswith(".csv"):
-            raise ValueError(f"filename must end with .csv, got {filename!r}")
+        if not filename.endswith((".csv", ".jsonl")):
+            raise ValueError(f"filename must end with .csv or .jsonl, got {filename!r}")
         self.output_dir = output_dir
         self.filename = filename
         self.path: Path | None = None
@@ -45,7 +49,8 @@ class PredictionWriter(BasePredictionWriter):
         folder = Path(self.output_dir or trainer.strategy.broadcast(run_dir(trainer)))
         name = self.filename
         if trainer.world_size > 1:
-            name = name.replace(".csv", f".rank{trainer.global_rank}.csv")
+            stem, _, suffix = name.rpartition(".")
+            name = f"{stem}.rank{trainer.global_rank}.{suffix}"
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / name
         self._handle = self.path.open("w", newline="")
@@ -66,6 +71,10 @@ class PredictionWriter(BasePredictionWriter):
             self.on_predict_start(trainer, pl_module)
         rows = [self._save_files(row) for row in prediction]
         if not rows:
+            return
+        if self.filename.endswith(".jsonl"):
+            self._handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+            self._rows += len(rows)
             return
         if self._writer is None:
             self._writer = csv.DictWriter(self._handle, fieldnames=list(rows[0]))

@@ -5,6 +5,7 @@ from datamodules.face_expression import FaceExpressionDataModule
 from datamodules.imdb import ImdbDataModule
 from datamodules.logo import LogoDataModule
 from datamodules.news import NewsDataModule
+from datamodules.summarization import SummarizationDataModule
 
 __all__ = [
     "CatSegmentationDataModule",
@@ -12,4 +13,5 @@ __all__ = [
     "ImdbDataModule",
     "LogoDataModule",
     "NewsDataModule",
+    "SummarizationDataModule",
 ]

@@ -30,6 +30,12 @@ def fingerprint_files(paths: Iterable[Path]) -> list[Any]:
     return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(paths)]
 
 
+def folder_fingerprint(name: str) -> list[Any] | None:
+    """`fingerprint_files` of a local folder's files; None for a hub name."""
+    local = Path(name).expanduser()
+    return fingerprint_files(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else None
+
+
 @dataclass
 class EncodedSplit:
     """All reviews of a split as one flat id array plus offsets: compact and fast to cache."""
@@ -233,7 +239,9 @@ def print_audit(
         table.add_column(column, justify="left" if column == "split" else "right")
     for split, data in splits.items():
         lengths = np.diff(data.offsets) if data.full_lengths is None else data.full_lengths
-        if data.labels.ndim == 2:
+        if not class_names:  # unlabelled texts (summarization)
+            counts = []
+        elif data.labels.ndim == 2:
             counts = data.labels.sum(axis=0).astype(int)
         else:
             counts = np.bincount(data.labels, minlength=len(class_names))
@@ -250,4 +258,5 @@ def print_audit(
         table.add_row(*row)
     console = Console()
     console.print(table)
-    console.print(footer)
+    if footer:
+        console.print(footer)

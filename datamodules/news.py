@@ -30,6 +30,7 @@ from datamodules.encoded import (
     default_cache_dir,
     encode_texts,
     fingerprint_files,
+    folder_fingerprint,
     load_cache,
     print_audit,
     save_cache,
@@ -241,7 +242,7 @@ class NewsDataModule(LightningDataModule):
         if self.model_tokenizer is not None:
             return tokenizer_digest(self.model_tokenizer)
         if self.pretrained:
-            return [self.pretrained, _folder_fingerprint(self.pretrained)]
+            return [self.pretrained, folder_fingerprint(self.pretrained)]
         return ["trained wordpiece", self.tokenizer_vocab_size]
 
     def _tokenizer(self, train_texts: list[str]) -> PreTrainedTokenizerBase:
@@ -267,7 +268,7 @@ class NewsDataModule(LightningDataModule):
         """Changes whenever the data does (file sizes and times, or the demo's settings)."""
         columns = [self.text_column, self.label_column]
         if self.hf_dataset:
-            return ["hf", self.hf_dataset, columns, _folder_fingerprint(self.hf_dataset)]
+            return ["hf", self.hf_dataset, columns, folder_fingerprint(self.hf_dataset)]
         if self.root is None:
             return ["demo", self.demo_headlines, self.demo_second_clause, self.seed]
         files = list(self._tables().values())
@@ -498,11 +499,6 @@ def _labels(labels: list[Any], num_classes: int, multi_label: bool) -> np.ndarra
     for row, ids in enumerate(labels):
         hot[row, list(ids)] = 1.0
     return hot
-
-
-def _folder_fingerprint(name: str) -> Any:
-    local = Path(name).expanduser()
-    return fingerprint_files(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else None
 
 
 def _save(tokenised: Tokenised, folder: Path) -> None:

@@ -44,7 +44,7 @@ class ReadReport:
     replaced: list[str] = field(default_factory=list)  # non-UTF-8 bytes decoded with U+FFFD
     extra_fields: list[str] = field(default_factory=list)  # CSV rows longer than the header
     not_text: list[str] = field(default_factory=list)  # files in text folders that aren't .txt
-    no_label: list[str] = field(default_factory=list)  # multi-label rows with an empty label set
+    no_label: list[str] = field(default_factory=list)  # empty label set or empty summary
     label_names: list[str] | None = None  # class names the source gives (a ClassLabel feature)
 
     def warn(self, where: str) -> None:
@@ -58,7 +58,7 @@ class ReadReport:
                 self.extra_fields,
             ),
             ("file(s) without a .txt extension skipped", self.not_text),
-            ("multi-label row(s) with no label skipped", self.no_label),
+            ("row(s) with no label (or an empty summary) skipped", self.no_label),
         ):
             if items:
                 shown = ", ".join(items[:5]) + (" ..." if len(items) > 5 else "")
@@ -295,16 +295,18 @@ def read_hf(
     parse_label: LabelParser,
     report: ReadReport,
     joiner: str = " ",
+    config: str | None = None,
 ) -> dict[str, TextSplit]:
     """A Hugging Face dataset (hub name or local copy): train, and validation/test if present.
 
-    A `ClassLabel` label feature's names go to `report.label_names`.
+    `config` names the dataset's configuration (`cnn_dailymail` has "3.0.0"). A `ClassLabel`
+    label feature's names go to `report.label_names`.
     """
     text_columns = _columns(text_column)
     import datasets
 
     try:
-        loaded = datasets.load_dataset(name)
+        loaded = datasets.load_dataset(name, config)
     except (ConnectionError, FileNotFoundError, ValueError) as error:
         raise FileNotFoundError(
             f"Could not load the Hugging Face dataset {name!r}: {error}. Offline, it must be in "

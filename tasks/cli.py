@@ -43,6 +43,8 @@ DATA_TO_MODEL = {
     "tokenizer": "tokenizer",
     "pretrained": "pretrained",
     "multi_label": "multi_label",
+    "max_source_length": "max_source_length",
+    "max_target_length": "max_target_length",
 }
 
 EPILOG = """data preparation:
@@ -151,10 +153,14 @@ class ZooCLI(LightningCLI):
         self._quiet_checkpoint_restore()
 
     def before_predict(self) -> None:
-        """Write predictions.csv into the run directory unless a config adds its own writer."""
+        """Write predictions into the run directory unless a config adds its own writer.
+
+        The file is the task's `prediction_file` (default predictions.csv).
+        """
         self._quiet_checkpoint_restore()
         if not any(isinstance(c, BasePredictionWriter) for c in self.trainer.callbacks):
-            self.trainer.callbacks.append(PredictionWriter())
+            filename = getattr(self.model, "prediction_file", "predictions.csv")
+            self.trainer.callbacks.append(PredictionWriter(filename=filename))
 
 
 class RunConfigSaver(SaveConfigCallback):

@@ -101,3 +101,35 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BART and byte-level BPE tokenizer, written with `save_pretrained`."""
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    from datamodules.demo.articles import make_articles
+    from datamodules.subwords import train_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bart")
+    documents, summaries = make_articles(200, seed=5)
+    tokenizer = train_tokenizer(documents + summaries, 400, "byte_bpe")
+    config = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    BartForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import inspect
+import json
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,15 @@ from tasks.cli import cli
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 # Per-config overrides that keep the demo data tiny; a config absent here runs as shipped.
 TINY = {
+    "bart_summarization": [
+        "--data.init_args.demo_articles=32",
+        "--data.init_args.batch_size=8",
+        "--data.init_args.tokenizer_vocab_size=400",
+        "--model.init_args.d_model=16",
+        "--model.init_args.num_layers=1",
+        "--model.init_args.num_beams=2",
+        "--model.init_args.max_new_tokens=8",
+    ],
     "bert_news": [
         "--data.init_args.demo_headlines=64",
         "--data.init_args.batch_size=16",
@@ -47,8 +57,8 @@ def test_config_runs(config: Path, subcommand: str) -> None:
     result = cli(args)
     assert result.trainer.state.finished, f"{subcommand} with {config.name} did not finish"
     if subcommand == "predict":
-        predictions = list(Path().rglob("predictions.csv"))
-        assert predictions, "predict wrote no predictions.csv"
+        predictions = [*Path().rglob("predictions.csv"), *Path().rglob("summaries.jsonl")]
+        assert predictions, "predict wrote no predictions.csv / summaries.jsonl"
         assert len(predictions[0].read_text().splitlines()) > 1
 
 
@@ -74,6 +84,9 @@ def test_configs_exist() -> None:
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
+    if not path.exists() and (path.parent / "summaries.jsonl").exists():
+        lines = (path.parent / "summaries.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines]
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
 
@@ -82,7 +95,7 @@ def _separate_inputs(config: Path, folder: Path) -> Path:
     """Inputs to predict that are not the training data: images (one broken, one text file)
     or a one-review-per-line text file."""
     folder.mkdir()
-    if config.stem in ("imdb_lstm", "bert_news"):
+    if config.stem in ("imdb_lstm", "bert_news", "bart_summarization"):
         path = folder / "texts.txt"
         path.write_text("A truly wonderful film.\nThe plot was not good at all.\n")
         return path
@@ -116,7 +129,7 @@ def test_checkpoint_flow(config: Path, tmp_path: Path) -> None:
         result = cli([subcommand, "-c", str(config), "--ckpt_path", str(checkpoint), *tiny])
         assert result.trainer.state.finished, subcommand
     rows = _rows(Path(result.trainer.log_dir, "predictions.csv"))
-    assert "true" in rows[0] or "dice" in rows[0]
+    assert "true" in rows[0] or "dice" in rows[0] or "reference" in rows[0]
 
     # Predict other inputs with no root and none of the tiny data settings: the checkpoint
     # alone defines the model and its preprocessing; no training data is read.
@@ -137,6 +150,10 @@ def test_checkpoint_flow(config: Path, tmp_path: Path) -> None:
 
     # The Python API: the checkpoint alone rebuilds the task and predicts.
     model = task_class.load_from_checkpoint(checkpoint, map_location="cpu")
+    if config.stem == "bart_summarization":
+        (summary,) = model.summarize(["A good film."])
+        assert isinstance(summary, str)
+        return
     if config.stem in ("imdb_lstm", "bert_news"):
         predicted = model.predict_texts(["A good film."])
     else:

@@ -144,7 +144,7 @@ def test_empty_texts_and_label_less_rows_are_counted_skips(tmp_path: Path) -> No
         data.setup("fit")
     messages = " ".join(str(w.message) for w in caught)
     assert "3 empty text(s) skipped" in messages
-    assert "3 multi-label row(s) with no label skipped" in messages
+    assert "3 row(s) with no label (or an empty summary) skipped" in messages
     splits = data.tokenised.splits
     assert sum(len(s.labels) for s in splits.values()) == 9
     labels = np.concatenate([s.labels for s in splits.values()])

@@ -14,6 +14,7 @@ SMALL = {
     "cat_segmentation": {"DEMO_IMAGES": 8, "IMAGE_SIZE": 32, "FEATURES": 4, "EPOCHS": 1},
     "imdb_lstm": {"REVIEWS": 64, "SIZE": 8, "EPOCHS": 1},
     "bert_news": {"HEADLINES": 64, "HIDDEN": 16, "EPOCHS": 1},
+    "bart_summarization": {"ARTICLES": 32, "WIDTH": 16, "EPOCHS": 1},
 }
 
 

@@ -24,6 +24,16 @@ TINY = {
         "--model.init_args.hidden_dim=4",
         "--data.init_args.cache=false",
     ],
+    "bart_summarization": [
+        "--data.init_args.demo_articles=32",
+        "--data.init_args.tokenizer_vocab_size=300",
+        "--data.init_args.cache=false",
+        "--model.init_args.d_model=8",
+        "--model.init_args.num_layers=1",
+        "--model.init_args.num_heads=2",
+        "--model.init_args.num_beams=2",
+        "--model.init_args.max_new_tokens=6",
+    ],
     "bert_news": [
         "--data.init_args.demo_headlines=64",
         "--data.init_args.tokenizer_vocab_size=200",
