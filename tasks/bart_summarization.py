@@ -220,7 +220,8 @@ class BartSummarizationTask(LightningModule):
             self._examples += [list(row) for row in rows][:missing]
 
     def _decode(self, ids: torch.Tensor) -> list[str]:
-        return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
+        # Byte-level BPE decodes a leading space ("Ġ"): strip, as HF's summarization scripts do.
+        return [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
     @override
     def on_validation_epoch_start(self) -> None:
