@@ -51,10 +51,9 @@ from datamodules.text_table import (
     read_texts,
     table_files,
 )
-from datamodules.tokens import LengthBucketSampler, pad_batch
+from datamodules.tokens import LABEL_PAD, LengthBucketSampler, pad_batch
 
 CACHE_VERSION = 1  # bump when the readers, the tokenising, the split or the cache layout change
-IGNORE = -100  # label value the loss skips: padding of the summaries
 
 
 @dataclass
@@ -93,7 +92,7 @@ def collate_pairs(
     ("labels" (B, T)): the loss skips padding; the model shifts the labels itself.
     """
     sources = pad_batch([(source, 0) for source, _ in samples], pad_to, pad_id)
-    targets = pad_batch([(target, 0) for _, target in samples], None, IGNORE)
+    targets = pad_batch([(target, 0) for _, target in samples], None, LABEL_PAD)
     return {"ids": sources["ids"], "lengths": sources["lengths"], "labels": targets["ids"]}
 
 
@@ -116,7 +115,8 @@ class SummarizationDataModule(LightningDataModule):
             (`zoo` hands it to the task, which loads its weights); unset to train a byte-level
             BPE tokenizer on the training texts.
         tokenizer_vocab_size: Vocabulary size of a trained tokenizer.
-        max_source_length: Documents are cut to this many tokens (counted in the audit).
+        max_source_length: Documents are cut to this many tokens (counted in the audit); the
+            course's 1024, BART's position limit.
         max_target_length: Summaries are cut to this many tokens (counted in the audit).
         batch_size: Pairs per batch.
         num_workers: DataLoader worker processes.
@@ -140,8 +140,8 @@ class SummarizationDataModule(LightningDataModule):
         summary_column: str = "summary",
         pretrained: str | None = None,
         tokenizer_vocab_size: int = 8000,
-        max_source_length: int = 512,
-        max_target_length: int = 64,
+        max_source_length: int = 1024,
+        max_target_length: int = 128,
         batch_size: int = 16,
         num_workers: int = 0,
         val_split: float = 0.05,

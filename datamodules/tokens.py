@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Sampler
 
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1
+LABEL_PAD = -100  # label padding that cross-entropy skips (summaries: padded target tokens)
 
 # torchtext's basic_english runs 12 regex substitutions in order. Each pattern but the last is a
 # literal string, so the same replacements as `str.replace` calls, in the same order, give the

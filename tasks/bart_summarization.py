@@ -27,8 +27,7 @@ from typing_extensions import override
 
 from callbacks.media import log_table
 from datamodules.subwords import train_tokenizer
-from datamodules.summarization import IGNORE
-from datamodules.tokens import pad_batch
+from datamodules.tokens import LABEL_PAD, pad_batch
 from tasks.common import ARTIFACTS, configure_optimizers, log_loss
 from tasks.hf import export, from_pretrained, load_artifacts, parameter_groups, save_artifacts
 from tasks.rouge import ROUGE_KEYS, rouge_metric
@@ -81,8 +80,8 @@ class BartSummarizationTask(LightningModule):
         self,
         pretrained: str | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
-        max_source_length: int = 512,
-        max_target_length: int = 64,
+        max_source_length: int = 1024,
+        max_target_length: int = 128,
         d_model: int = 128,
         num_layers: int = 2,
         num_heads: int = 4,
@@ -194,7 +193,7 @@ class BartSummarizationTask(LightningModule):
         loss = nn.functional.cross_entropy(
             logits.flatten(0, 1),
             labels.flatten(),
-            ignore_index=IGNORE,
+            ignore_index=LABEL_PAD,
             label_smoothing=self.hparams.label_smoothing,
         )
         log_loss(self, stage, loss, len(ids))
@@ -208,7 +207,8 @@ class BartSummarizationTask(LightningModule):
     ) -> None:
         generated = self.generate(ids, lengths)
         summaries = self._decode(generated)
-        references = self._decode(labels.masked_fill(labels == IGNORE, self.tokenizer.pad_token_id))
+        pad = self.tokenizer.pad_token_id
+        references = self._decode(labels.masked_fill(labels == LABEL_PAD, pad))
         rouge = self.val_rouge if stage == "val" else self.test_rouge
         gen_len = self.val_gen_len if stage == "val" else self.test_gen_len
         rouge.update(summaries, references)
