@@ -258,3 +258,22 @@ def test_the_validation_table_and_rouge_are_logged(tmp_path: Path) -> None:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 4
     assert set(rows[0]) == {"document", "reference", "generated"}
+
+
+def test_hugging_face_xsum_from_a_local_copy(tmp_path: Path) -> None:
+    """`EdinburghNLP/xsum`'s layout: parquet shards with document, summary and id columns."""
+    import datasets
+
+    from datamodules.demo.articles import make_articles
+
+    folder = tmp_path / "xsum" / "data"
+    folder.mkdir(parents=True)
+    for split, seed in (("train", 0), ("validation", 1)):
+        documents, summaries = make_articles(12, seed)
+        ids = [f"{split}{i}" for i in range(12)]
+        table = datasets.Dataset.from_dict({"document": documents, "summary": summaries, "id": ids})
+        table.to_parquet(str(folder / f"{split}-00000-of-00001.parquet"))
+    data = SummarizationDataModule(hf_dataset=str(tmp_path / "xsum"), cache=False)
+    data.setup("fit")
+    assert len(data.datasets["train"]) == 12
+    assert len(data.datasets["val"]) == 12
