@@ -183,18 +183,25 @@ class ImageClassificationDataModule(LightningDataModule):
         return ImageSource(list(class_names), splits, images.shape[-1], description)
 
     def read_root(self) -> ImageSource:
-        """Class-per-folder images: `root/train/<class>/*`, optional `root/val/`, `root/test/`."""
-        names = class_folders(self.root / "train")
+        """Class-per-folder images: `root/train/<class>/*`, optional `root/val/`, `root/test/`.
+
+        Without `train/`, `val/` or `test/`, `root/<class>/*` itself is the training split
+        (torchvision `ImageFolder`'s layout, as Flickr Logos and many downloads ship).
+        """
+        folders = {split: self.root / split for split in ("train", "val", "test")}
+        if not any(folder.is_dir() for folder in folders.values()):
+            folders["train"] = self.root
+        names = class_folders(folders["train"])
         if len(names) < 2:
             raise ValueError(
-                f"{self.root / 'train'} has only the class folder {names}: a classifier needs at "
+                f"{folders['train']} has only the class folder {names}: a classifier needs at "
                 f"least two classes, e.g. train/logo/ and train/others/."
             )
         splits, gray = {}, False
-        for split in ("train", "val", "test"):
-            if split != "train" and not (self.root / split).is_dir():
+        for split, folder in folders.items():
+            if split != "train" and not folder.is_dir():
                 continue
-            index = index_image_folder(self.root / split, names)
+            index = index_image_folder(folder, names)
             splits[split] = Split(
                 index.labels, [str(p) for p in index.paths], paths=index.paths, sizes=index.sizes
             )

@@ -199,6 +199,22 @@ def test_corrupt_image_is_a_counted_skip(tmp_path: Path) -> None:
     assert len(data.datasets["train"]) + len(data.datasets["val"]) == 6
 
 
+def test_class_folders_at_the_top_level_are_the_training_split(tmp_path: Path) -> None:
+    """Flickr Logos' and ImageFolder's layout: root/<class>/*, no train/ folder."""
+    from PIL import Image
+
+    for name in ("logo", "no_logo"):
+        (tmp_path / name).mkdir()
+        for i in range(4):
+            Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(tmp_path / name / f"{i}.jpg")
+    (tmp_path / "labels.csv").write_text("not an image folder\n")
+    data = LogoDataModule(root=str(tmp_path), val_split=0.25)
+    data.setup("fit")
+    assert data.class_names == ["logo", "no_logo"]
+    assert len(data.datasets["train"]) == 6
+    assert len(data.datasets["val"]) == 2
+
+
 def test_ddp_without_unused_parameter_search_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     from lightning.pytorch.strategies import DDPStrategy
 
