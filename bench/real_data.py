@@ -124,6 +124,8 @@ def imdb_baseline(root: str, epochs: int) -> tuple[list[float], float]:
         with torch.no_grad():
             right = sum((model(i, n).argmax(-1) == y).sum().item() for i, n, y in val)
         scores.append(right / sum(len(y) for _, _, y in val))
+        elapsed = time.perf_counter() - start
+        print(f"baseline epoch {len(scores)}: val acc {scores[-1]:.3f}, {elapsed:.0f} s")
     return scores, time.perf_counter() - start
 
 
