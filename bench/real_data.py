@@ -41,12 +41,12 @@ def zoo_fit(app: str, root: str, epochs: int, extra: list[str]) -> tuple[list[fl
     scores: list[float] = []
 
     class Record(Callback):
-        def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: ANN001
-            if not trainer.sanity_checking:
-                scores.append(float(trainer.callback_metrics["val/acc"]))
+        def on_train_epoch_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+            # After the epoch's validation (callbacks' validation hooks run before the task logs).
+            scores.append(float(trainer.callback_metrics["val/acc"]))
 
     config = str(CONFIGS / f"{app}.yaml")
-    args = ["fit", "-c", config, f"--data.init_args.root={Path(root).resolve()}"]
+    args = ["-c", config, f"--data.init_args.root={Path(root).resolve()}"]  # run=False: no verb
     args += [f"--trainer.max_epochs={epochs}", "--trainer.logger=false", *extra]
     with tempfile.TemporaryDirectory(prefix="zoo-real-") as tmp:
         home = Path.cwd()
