@@ -37,10 +37,10 @@ from datamodules.encoded import (
 )
 from datamodules.subwords import (
     WORDPIECE_SPECIALS,
-    load_tokenizer,
-    tokenizer_digest,
+    given_tokenizer,
     tokenizer_from_artifact,
-    train_tokenizer,
+    tokenizer_key,
+    trained_tokenizer,
 )
 from datamodules.text_table import (
     ReadReport,
@@ -209,7 +209,9 @@ class NewsDataModule(LightningDataModule):
             "version": CACHE_VERSION,
             "data": self._fingerprint(),
             "labels": [self.label_names, self.multi_label, self.label_separator],
-            "tokenizer": self._tokenizer_key(),
+            "tokenizer": tokenizer_key(
+                self.model_tokenizer, self.pretrained, "wordpiece", self.tokenizer_vocab_size
+            ),
             "max_length": self.max_length,
             "val_split": self.val_split,
             "seed": self.seed,
@@ -221,7 +223,9 @@ class NewsDataModule(LightningDataModule):
             rank_zero_info(f"Tokenised data from the cache {folder}")
             return _load(folder, self.model_tokenizer)
         splits, names, description = self._read()
-        tokenizer = self._tokenizer(splits["train"].texts)
+        tokenizer = self._given_tokenizer or trained_tokenizer(
+            splits["train"].texts, self.tokenizer_vocab_size, "wordpiece"
+        )
         encoded = {
             split: encode_texts(
                 tokenizer,
@@ -238,30 +242,18 @@ class NewsDataModule(LightningDataModule):
             rank_zero_info(f"Cached the tokenised data in {folder}")
         return tokenised
 
-    def _tokenizer_key(self) -> Any:
-        if self.model_tokenizer is not None:
-            return tokenizer_digest(self.model_tokenizer)
-        if self.pretrained:
-            return [self.pretrained, folder_fingerprint(self.pretrained)]
-        return ["trained wordpiece", self.tokenizer_vocab_size]
-
-    def _tokenizer(self, train_texts: list[str]) -> PreTrainedTokenizerBase:
-        if self.model_tokenizer is not None:
-            return self.model_tokenizer
-        if self.pretrained:
-            return load_tokenizer(self.pretrained)
-        rank_zero_info(f"Training a WordPiece tokenizer ({self.tokenizer_vocab_size}) on train")
-        return train_tokenizer(train_texts, self.tokenizer_vocab_size, "wordpiece")
+    @functools.cached_property
+    def _given_tokenizer(self) -> PreTrainedTokenizerBase | None:
+        """The checkpoint's or the pretrained model's tokenizer, loaded once; None: train one."""
+        return given_tokenizer(self.model_tokenizer, self.pretrained)
 
     @functools.cached_property
     def _joiner(self) -> str:
         """How several text columns are joined: " [SEP] " (the tokenizer's separator)."""
         if isinstance(self.text_column, str):
             return " "
-        if self.model_tokenizer is not None or self.pretrained:
-            sep = (self.model_tokenizer or load_tokenizer(self.pretrained)).sep_token
-        else:
-            sep = WORDPIECE_SPECIALS["sep_token"]
+        given = self._given_tokenizer
+        sep = given.sep_token if given is not None else WORDPIECE_SPECIALS["sep_token"]
         return f" {sep} " if sep else " "
 
     def _fingerprint(self) -> list[Any]:

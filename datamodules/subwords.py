@@ -137,6 +137,41 @@ def tokenizer_digest(tokenizer: PreTrainedTokenizerBase) -> str:
     return hashlib.sha1(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
 
 
+def given_tokenizer(
+    model_tokenizer: PreTrainedTokenizerBase | None, pretrained: str | None
+) -> PreTrainedTokenizerBase | None:
+    """The checkpoint's tokenizer, else the pretrained model's (loaded), else None: train one."""
+    if model_tokenizer is not None:
+        return model_tokenizer
+    return load_tokenizer(pretrained) if pretrained else None
+
+
+def tokenizer_key(
+    model_tokenizer: PreTrainedTokenizerBase | None,
+    pretrained: str | None,
+    kind: Literal["wordpiece", "byte_bpe"],
+    vocab_size: int,
+) -> Any:
+    """What decides the tokenizer, for a cache key, without loading or training one."""
+    from datamodules.encoded import folder_fingerprint
+
+    if model_tokenizer is not None:
+        return tokenizer_digest(model_tokenizer)
+    if pretrained:
+        return [pretrained, folder_fingerprint(pretrained)]
+    return ["trained", kind, vocab_size]
+
+
+def trained_tokenizer(
+    texts: Iterable[str], vocab_size: int, kind: Literal["wordpiece", "byte_bpe"]
+) -> PreTrainedTokenizerFast:
+    """`train_tokenizer` on the training texts, saying so."""
+    from lightning.pytorch.utilities import rank_zero_info
+
+    rank_zero_info(f"Training a {kind} tokenizer ({vocab_size} tokens) on the training texts")
+    return train_tokenizer(texts, vocab_size, kind)
+
+
 def is_local(name: str) -> bool:
     """Whether `name` is a folder on disk (else a hub name)."""
     return Path(name).expanduser().is_dir()

@@ -36,10 +36,10 @@ from datamodules.encoded import (
     save_cache,
 )
 from datamodules.subwords import (
-    load_tokenizer,
-    tokenizer_digest,
+    given_tokenizer,
     tokenizer_from_artifact,
-    train_tokenizer,
+    tokenizer_key,
+    trained_tokenizer,
 )
 from datamodules.text_table import (
     ReadReport,
@@ -204,7 +204,9 @@ class SummarizationDataModule(LightningDataModule):
         settings = {
             "version": CACHE_VERSION,
             "data": self._fingerprint(),
-            "tokenizer": self._tokenizer_key(),
+            "tokenizer": tokenizer_key(
+                self.model_tokenizer, self.pretrained, "byte_bpe", self.tokenizer_vocab_size
+            ),
             "lengths": [self.max_source_length, self.max_target_length],
             "val_split": self.val_split,
             "seed": self.seed,
@@ -216,7 +218,9 @@ class SummarizationDataModule(LightningDataModule):
             encoded, tokenizer, meta = load_cache(folder, self.model_tokenizer)
             return _unpack(encoded, tokenizer, meta["description"])
         splits, description = self._read()
-        tokenizer = self._tokenizer(splits["train"])
+        tokenizer = self._given_tokenizer or trained_tokenizer(
+            splits["train"].texts + splits["train"].labels, self.tokenizer_vocab_size, "byte_bpe"
+        )
         encoded = {}
         for split, data in splits.items():
             zeros = np.zeros(len(data.texts), np.int64)
@@ -231,23 +235,10 @@ class SummarizationDataModule(LightningDataModule):
             rank_zero_info(f"Cached the tokenised data in {folder}")
         return _unpack(encoded, tokenizer, description)
 
-    def _tokenizer_key(self) -> Any:
-        if self.model_tokenizer is not None:
-            return tokenizer_digest(self.model_tokenizer)
-        if self.pretrained:
-            return [self.pretrained, folder_fingerprint(self.pretrained)]
-        return ["trained byte-level BPE", self.tokenizer_vocab_size]
-
-    def _tokenizer(self, train: TextSplit) -> PreTrainedTokenizerBase:
-        if self.model_tokenizer is not None:
-            return self.model_tokenizer
-        if self.pretrained:
-            return load_tokenizer(self.pretrained)
-        rank_zero_info(
-            f"Training a byte-level BPE tokenizer ({self.tokenizer_vocab_size}) on train"
-        )
-        texts = train.texts + train.labels
-        return train_tokenizer(texts, self.tokenizer_vocab_size, "byte_bpe")
+    @functools.cached_property
+    def _given_tokenizer(self) -> PreTrainedTokenizerBase | None:
+        """The checkpoint's or the pretrained model's tokenizer, loaded once; None: train one."""
+        return given_tokenizer(self.model_tokenizer, self.pretrained)
 
     def _fingerprint(self) -> list[Any]:
         """Changes whenever the data does (file sizes and times, or the demo's settings)."""
