@@ -192,6 +192,12 @@ def vocab_digest(vocab: Vocab | None) -> str | None:
     return hashlib.sha1("\n".join(vocab.itos).encode()).hexdigest()[:16]
 
 
+def cache_folder(cache_dir: Path, settings: dict[str, Any]) -> Path:
+    """Where the data built with `settings` is cached: a short hash of them under `cache_dir`."""
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir / key
+
+
 def default_cache_dir(name: str) -> Path:
     """`$XDG_CACHE_HOME/lightning-task-zoo/<name>` (default `~/.cache/...`)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

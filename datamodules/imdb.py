@@ -8,8 +8,6 @@ and the vocabulary settings, so a second run starts without tokenising.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from datamodules.encoded import (
     Encoded,
     EncodedDataset,
     EncodedSplit,
+    cache_folder,
     default_cache_dir,
     fingerprint_files,
     print_audit,
@@ -164,8 +163,7 @@ class ImdbDataModule(LightningDataModule):
             "seed": self.seed,
             "model_vocab": vocab_digest(self.model_vocab),
         }
-        key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-        folder = self.cache_dir / key
+        folder = cache_folder(self.cache_dir, settings)
         if self.cache and (folder / "meta.json").is_file():
             rank_zero_info(f"Tokenised data from the cache {folder}")
             return Encoded.load(folder)

@@ -9,7 +9,6 @@ splits are cached on disk, keyed by the data and the settings, so a second start
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from datamodules.demo.headlines import TOPICS, make_headlines
 from datamodules.encoded import (
     EncodedDataset,
     EncodedSplit,
+    cache_folder,
     default_cache_dir,
     encode_texts,
     fingerprint_files,
@@ -52,7 +52,7 @@ from datamodules.text_table import (
     read_hf,
     read_table,
     read_texts,
-    table_files,
+    train_tables,
 )
 from datamodules.tokens import LengthBucketSampler, pad_batch
 
@@ -217,8 +217,7 @@ class NewsDataModule(LightningDataModule):
             "seed": self.seed,
             "model_classes": self.model_facts.get("class_names"),
         }
-        key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-        folder = self.cache_dir / key
+        folder = cache_folder(self.cache_dir, settings)
         if self.cache and (folder / "meta.json").is_file():
             rank_zero_info(f"Tokenised data from the cache {folder}")
             return _load(folder, self.model_tokenizer)
@@ -268,19 +267,7 @@ class NewsDataModule(LightningDataModule):
         return ["files", columns, fingerprint_files(files + ([classes] if classes else []))]
 
     def _tables(self) -> dict[str, Path]:
-        if not self.root.exists():
-            raise FileNotFoundError(
-                f"Data root {self.root} does not exist. Point --data.init_args.root at a CSV/TSV/"
-                "JSONL/Parquet file or a folder with train.csv, set hf_dataset, or leave both "
-                "unset for demo data."
-            )
-        files = table_files(self.root)
-        if "train" not in files:
-            raise FileNotFoundError(
-                f"{self.root} holds no train table: expected train.csv (or .tsv, .jsonl, "
-                ".parquet) in it, or pass the table file itself as root."
-            )
-        return files
+        return train_tables(self.root, ".csv")
 
     def _classes_file(self) -> Path | None:
         folder = self.root if self.root.is_dir() else self.root.parent

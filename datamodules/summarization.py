@@ -9,8 +9,6 @@ the audit), and cached on disk, so a second start skips tokenising.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from datamodules.common import make_loader, split_indices
 from datamodules.demo.articles import make_articles
 from datamodules.encoded import (
     EncodedSplit,
+    cache_folder,
     default_cache_dir,
     encode_texts,
     fingerprint_files,
@@ -49,7 +48,7 @@ from datamodules.text_table import (
     read_hf,
     read_table,
     read_texts,
-    table_files,
+    train_tables,
 )
 from datamodules.tokens import LABEL_PAD, LengthBucketSampler, pad_batch
 
@@ -211,8 +210,7 @@ class SummarizationDataModule(LightningDataModule):
             "val_split": self.val_split,
             "seed": self.seed,
         }
-        key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-        folder = self.cache_dir / key
+        folder = cache_folder(self.cache_dir, settings)
         if self.cache and (folder / "meta.json").is_file():
             rank_zero_info(f"Tokenised data from the cache {folder}")
             encoded, tokenizer, meta = load_cache(folder, self.model_tokenizer)
@@ -251,19 +249,7 @@ class SummarizationDataModule(LightningDataModule):
         return ["files", columns, fingerprint_files(self._tables().values())]
 
     def _tables(self) -> dict[str, Path]:
-        if not self.root.exists():
-            raise FileNotFoundError(
-                f"Data root {self.root} does not exist. Point --data.init_args.root at a JSONL/"
-                "CSV/Parquet file or a folder with train.jsonl, set hf_dataset, or leave both "
-                "unset for demo data."
-            )
-        files = table_files(self.root)
-        if "train" not in files:
-            raise FileNotFoundError(
-                f"{self.root} holds no train table: expected train.jsonl (or .csv, .tsv, "
-                ".parquet) in it, or pass the table file itself as root."
-            )
-        return files
+        return train_tables(self.root, ".jsonl")
 
     def _read(self) -> tuple[dict[str, TextSplit], str]:
         """Splits of (document, summary) as `TextSplit(texts, labels=summaries, ids)`."""

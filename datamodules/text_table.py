@@ -160,6 +160,28 @@ def table_files(root: Path) -> dict[str, Path]:
     return files
 
 
+def train_tables(root: Path, suffix: str) -> dict[str, Path]:
+    """`table_files(root)`, which must include a train table; the errors suggest `train<suffix>`.
+
+    Raises:
+        FileNotFoundError: `root` does not exist, or holds no train table.
+    """
+    if not root.exists():
+        raise FileNotFoundError(
+            f"Data root {root} does not exist. Point --data.init_args.root at a CSV/TSV/JSONL/"
+            f"Parquet file or a folder with train{suffix}, set hf_dataset, or leave both unset "
+            "for demo data."
+        )
+    files = table_files(root)
+    if "train" not in files:
+        others = ", ".join(s for s in (".csv", ".tsv", ".jsonl", ".parquet") if s != suffix)
+        raise FileNotFoundError(
+            f"{root} holds no train table: expected train{suffix} (or {others}) in it, or pass "
+            "the table file itself as root."
+        )
+    return files
+
+
 def read_labelled_texts(
     root: Path,
     text_column: TextColumns,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.text_table import ReadReport, label_parser, read_table
+from datamodules.text_table import ReadReport, label_parser, read_table, train_tables
 
 PARSE = label_parser(["world", "sports"], {"sport": 1})
 
@@ -42,3 +42,16 @@ def test_unknown_label_and_missing_column_are_named(tmp_path: Path) -> None:
         read_table(path, "text", "label", PARSE, ReadReport())
     with pytest.raises(ValueError, match=r"no column\(s\) \['body'\]; its columns are"):
         read_table(path, "body", "label", PARSE, ReadReport())
+
+
+def test_train_tables_finds_the_splits_and_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nowhere does not exist.*train\.jsonl"):
+        train_tables(tmp_path / "nowhere", ".jsonl")
+    (tmp_path / "val.csv").write_text("text,label\na,b\n")
+    with pytest.raises(FileNotFoundError, match=r"no train table: expected train\.csv \(or \.tsv"):
+        train_tables(tmp_path, ".csv")
+    (tmp_path / "train.jsonl").write_text('{"text": "a", "label": "b"}\n')
+    assert train_tables(tmp_path, ".csv") == {
+        "train": tmp_path / "train.jsonl",
+        "val": tmp_path / "val.csv",
+    }

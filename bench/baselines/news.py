@@ -25,6 +25,7 @@ MAX_LENGTH, BATCH_SIZE, LR, VOCAB = 128, 32, 5e-4, 8000
 
 def baseline(root: str, epochs: int, seed: int = 0) -> tuple[list[float], float]:
     """The course's BERT loop on the zoo's AG News split: val accuracy per epoch, wall seconds."""
+    from baselines.course_adamw import course_adamw
     from transformers import BertConfig, BertForSequenceClassification
 
     from datamodules.news import NewsDataModule
@@ -66,18 +67,7 @@ def baseline(root: str, epochs: int, seed: int = 0) -> tuple[list[float], float]
         label2id={name: i for i, name in enumerate(names)},
     )
     model = BertForSequenceClassification(config)
-    no_decay = ["bias", "LayerNorm.bias", "LayerNorm.weight"]
-    params = list(model.named_parameters())
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [p for n, p in params if not any(nd in n for nd in no_decay)],
-             "weight_decay": 0.01},
-            {"params": [p for n, p in params if any(nd in n for nd in no_decay)],
-             "weight_decay": 0.0},
-        ],
-        lr=LR,
-        eps=1e-8,
-    )  # fmt: skip
+    optimizer = course_adamw(model, ["bias", "LayerNorm.bias", "LayerNorm.weight"], 0.01, LR)
     loss_fct = torch.nn.BCEWithLogitsLoss()
     train_loader = torch.utils.data.DataLoader(train, batch_size=BATCH_SIZE, shuffle=True)
     val_loader = torch.utils.data.DataLoader(val, batch_size=BATCH_SIZE)

@@ -34,7 +34,12 @@ GENERATE_ROWS = 2 * 16  # the zoo config's generate_val_batches x the datamodule
 
 def baseline(root: str, epochs: int, seed: int = 0) -> tuple[list[float], float]:
     """The course's BART fine-tuning on the zoo's split: val ROUGE-1 per epoch, wall seconds."""
-    from transformers import BartConfig, BartForConditionalGeneration
+    from baselines.course_adamw import course_adamw
+    from transformers import (
+        BartConfig,
+        BartForConditionalGeneration,
+        get_linear_schedule_with_warmup,
+    )
     from transformers.models.bart.modeling_bart import shift_tokens_right
 
     from datamodules.subwords import train_tokenizer
@@ -94,28 +99,12 @@ def baseline(root: str, epochs: int, seed: int = 0) -> tuple[list[float], float]
     train = convert_to_features("train")
     val = convert_to_features("val")
     model = BartForConditionalGeneration(config)
-    no_decay = ["bias", "layer_norm.weight", "layernorm_embedding.weight"]
-    params = list(model.named_parameters())
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [p for n, p in params if not any(nd in n for nd in no_decay)],
-             "weight_decay": WEIGHT_DECAY},
-            {"params": [p for n, p in params if any(nd in n for nd in no_decay)],
-             "weight_decay": 0.0},
-        ],
-        lr=LR,
-        eps=1e-8,
-    )  # fmt: skip
+    optimizer = course_adamw(
+        model, ["bias", "layer_norm.weight", "layernorm_embedding.weight"], WEIGHT_DECAY, LR
+    )
     loader = torch.utils.data.DataLoader(train, batch_size=BATCH_SIZE, shuffle=True)
     total = epochs * len(loader)
-    schedule = torch.optim.lr_scheduler.LambdaLR(  # the Trainer's get_linear_schedule_with_warmup
-        optimizer,
-        lambda step: (
-            step / WARMUP_STEPS
-            if step < WARMUP_STEPS
-            else max(0.0, (total - step) / max(1, total - WARMUP_STEPS))
-        ),
-    )
+    schedule = get_linear_schedule_with_warmup(optimizer, WARMUP_STEPS, total)
     rows = range(min(GENERATE_ROWS, len(val)))
     scores = []
     for _ in range(epochs):
