@@ -9,6 +9,7 @@ from callbacks.lr_finder import LRFinder
 from callbacks.lr_schedule import LRSchedule
 from callbacks.prediction_writer import PredictionWriter
 from callbacks.progress_bar import RunProgressBar
+from callbacks.run_summary import RunSummary
 from callbacks.update_ratio import UpdateRatioMonitor
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "LRSchedule",
     "PredictionWriter",
     "RunProgressBar",
+    "RunSummary",
     "UpdateRatioMonitor",
 ]

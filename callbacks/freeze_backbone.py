@@ -22,7 +22,8 @@ class FreezeBackbone(Callback):
     are kept) unless `train_bn`. Logs one info line when the backbone is unfrozen.
 
     Under DDP the frozen parameters get no gradients, so DDP must look for unused parameters:
-    use `strategy: ddp_find_unused_parameters_true` (checked at fit start).
+    with plain `strategy: ddp` it is switched on at setup, before DDP wraps the model, and one
+    info line says so (`ddp_find_unused_parameters_true` does the same explicitly).
 
     Args:
         unfreeze_at_epoch: First epoch (0-based) in which the backbone trains.
@@ -49,17 +50,19 @@ class FreezeBackbone(Callback):
         return backbone
 
     @override
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._backbone(pl_module)
         strategy = trainer.strategy
-        if (
-            isinstance(strategy, DDPStrategy)
-            and self.unfreeze_at_epoch > 0
-            and not getattr(strategy, "_ddp_kwargs", {}).get("find_unused_parameters", False)
-        ):
-            raise ValueError(
-                "FreezeBackbone under DDP: frozen parameters get no gradients, so DDP must find "
-                "unused parameters. Use `strategy: ddp_find_unused_parameters_true`."
+        if stage != "fit" or self.unfreeze_at_epoch == 0 or not isinstance(strategy, DDPStrategy):
+            return
+        # DDPStrategy passes these to DistributedDataParallel when it wraps the model, which
+        # happens after the setup hooks.
+        options = strategy._ddp_kwargs
+        if not options.get("find_unused_parameters", False):
+            options["find_unused_parameters"] = True
+            rank_zero_info(
+                "FreezeBackbone: DDP will find unused parameters (the frozen backbone gets no "
+                "gradients); `strategy: ddp_find_unused_parameters_true` says so explicitly."
             )
 
     @override

@@ -1,12 +1,14 @@
 """Log images, figures and tables to W&B, TensorBoard, or as files under the run directory.
 
-Every task and callback logs media through these two functions, so the same code works with any
-logger (or none) and only rank zero ever writes.
+Every task and callback logs media through these functions, so the same code works with any
+logger (or none) and only rank zero ever writes. W&B also gets its own panel types where they
+exist: a native confusion matrix, images with toggleable mask layers, tables with images.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -143,22 +145,133 @@ def log_histogram(
         rank_zero_warn(f"Could not log histogram {key!r}: {error}")
 
 
+def _wandb(trainer: Trainer) -> list[WandbLogger]:
+    return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+
+
 def log_table(
     trainer: Trainer, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
-    """Log a table under `key`: to W&B when active, else as `<run dir>/media/<key>.csv`."""
+    """Log a table under `key`: to W&B when active, else as `<run dir>/media/<key>.csv`.
+
+    Cells may be images (HWC/CHW arrays or tensors, figures): `wandb.Image` cells in W&B, PNG
+    files beside the CSV (the cell holds their relative path) otherwise.
+    """
     if _muted(trainer):
         return
     try:
-        wandb_loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
-        for logger in wandb_loggers:
-            logger.log_table(key=key, columns=list(columns), data=[list(r) for r in rows])
-        if not wandb_loggers:
-            path = run_dir(trainer) / "media" / f"{_file_stem(key)}.csv"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(columns)
-                writer.writerows(rows)
+        images = {
+            (r, c)
+            for r, row in enumerate(rows)
+            for c, cell in enumerate(row)
+            if isinstance(cell, (np.ndarray, torch.Tensor)) or hasattr(cell, "canvas")
+        }
+        wandb_loggers = _wandb(trainer)
+        if wandb_loggers:
+            import wandb
+
+            data = [
+                [wandb.Image(_to_hwc_uint8(cell)) if (r, c) in images else cell for c, cell in row]
+                for r, row in enumerate(map(enumerate, rows))
+            ]
+            for logger in wandb_loggers:
+                logger.log_table(key=key, columns=list(columns), data=data)
+            return
+        path = run_dir(trainer) / "media" / f"{_file_stem(key)}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table = [list(row) for row in rows]
+        if images:
+            from PIL import Image
+
+            (path.parent / path.stem).mkdir(exist_ok=True)
+            for r, c in sorted(images):
+                name = Path(path.stem) / f"row{r:03d}_{_file_stem(columns[c])}.png"
+                Image.fromarray(_to_hwc_uint8(table[r][c])).save(path.parent / name)
+                table[r][c] = name.as_posix()
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            writer.writerows(table)
     except Exception as error:  # noqa: BLE001 - media must never kill a run
         rank_zero_warn(f"Could not log table {key!r}: {error}")
+
+
+def log_confusion(
+    trainer: Trainer, key: str, counts: torch.Tensor, class_names: Sequence[str], step: int
+) -> None:
+    """W&B's native, interactive confusion matrix from a (true, predicted) count matrix.
+
+    Only W&B has this panel; callers log the plotted matrix through `log_image` for every
+    logger as well.
+    """
+    if _muted(trainer) or not _wandb(trainer):
+        return
+    try:
+        import wandb
+
+        true, predicted = [], []
+        for (i, j), n in np.ndenumerate(counts.detach().cpu().long().numpy()):
+            true += [i] * int(n)
+            predicted += [j] * int(n)
+        chart = wandb.plot.confusion_matrix(
+            y_true=true, preds=predicted, class_names=list(class_names), title=key
+        )
+        for logger in _wandb(trainer):
+            logger.experiment.log({key: chart, "trainer/global_step": step})
+    except Exception as error:  # noqa: BLE001 - media must never kill a run
+        rank_zero_warn(f"Could not log confusion matrix {key!r}: {error}")
+
+
+def log_masks(
+    trainer: Trainer,
+    key: str,
+    images: Sequence[np.ndarray | torch.Tensor],
+    layers: dict[str, Sequence[np.ndarray | torch.Tensor]],
+    class_labels: dict[int, str],
+    step: int,
+) -> None:
+    """W&B images with class-index masks as toggleable layers (e.g. prediction, ground truth).
+
+    Only W&B overlays masks itself; callers log their own overlay grid through `log_image` for
+    every logger as well.
+    """
+    if _muted(trainer) or not _wandb(trainer):
+        return
+    try:
+        import wandb
+
+        def mask(values: np.ndarray | torch.Tensor) -> np.ndarray:
+            array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values
+            return array.astype(np.uint8)
+
+        panels = [
+            wandb.Image(
+                _to_hwc_uint8(image),
+                masks={
+                    name: {"mask_data": mask(masks[i]), "class_labels": class_labels}
+                    for name, masks in layers.items()
+                },
+            )
+            for i, image in enumerate(images)
+        ]
+        for logger in _wandb(trainer):
+            logger.experiment.log({key: panels, "trainer/global_step": step})
+    except Exception as error:  # noqa: BLE001 - media must never kill a run
+        rank_zero_warn(f"Could not log masks {key!r}: {error}")
+
+
+def log_summary(trainer: Trainer, values: dict[str, Any]) -> None:
+    """Record run-level facts (best score, checkpoint path) in W&B's run summary and in JSON.
+
+    The file, `<run dir>/summary.json`, is written whatever the logger.
+    """
+    if _muted(trainer):
+        return
+    try:
+        for logger in _wandb(trainer):
+            logger.experiment.summary.update(values)
+        path = run_dir(trainer) / "summary.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values, indent=1) + "\n")
+    except Exception as error:  # noqa: BLE001 - media must never kill a run
+        rank_zero_warn(f"Could not write the run summary: {error}")

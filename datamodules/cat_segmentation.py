@@ -23,6 +23,7 @@ from datamodules.common import (
     IMAGENET_STD,
     check_model_classes,
     make_loader,
+    ranks,
 )
 from datamodules.images import Skipped, eval_transform, load_image, readable_images
 from datamodules.masks import (
@@ -210,9 +211,8 @@ class CatSegmentationDataModule(LightningDataModule):
             )
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return make_loader(
-            self.datasets[split], self.batch_size, self.num_workers, shuffle, collate
-        )
+        dataset, size, workers = self.datasets[split], self.batch_size, self.num_workers
+        return make_loader(dataset, size, workers, shuffle, collate, world=ranks(self))
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled, augmented training batches."""

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -29,6 +31,12 @@ def check_model_classes(
         )
 
 
+def ranks(datamodule: LightningDataModule) -> tuple[int, int]:
+    """(world size, global rank) of the trainer `datamodule` is attached to; (1, 0) alone."""
+    trainer = datamodule.trainer
+    return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
@@ -36,11 +44,17 @@ def make_loader(
     train: bool = False,
     collate_fn: Callable | None = None,
     sampler: Sampler | None = None,
+    world: tuple[int, int] = (1, 0),
 ) -> DataLoader:
     """The zoo's DataLoader; workers persist across epochs.
 
     Training shuffles (unless a `sampler` orders the samples) and drops a last partial batch.
+    Evaluation under several processes (`world` = (world size, rank), see `ranks`) gives each
+    rank its own slice of the samples, each sample exactly once: Lightning's default
+    `DistributedSampler` would pad the last slice with repeats, which count twice in metrics.
     """
+    if not train and sampler is None and world[0] > 1:
+        sampler = UnrepeatedDistributedSampler(dataset, *world, shuffle=False)
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -19,6 +19,7 @@ from datamodules.common import (
     labels_from_folders,
     make_loader,
     print_audit,
+    ranks,
     stratified_split,
 )
 from datamodules.images import (
@@ -256,7 +257,8 @@ class ImageClassificationDataModule(LightningDataModule):
             self.datasets["predict"] = self.datasets["val"]
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return make_loader(self.datasets[split], self.batch_size, self.num_workers, shuffle)
+        dataset = self.datasets[split]
+        return make_loader(dataset, self.batch_size, self.num_workers, shuffle, world=ranks(self))
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled, augmented training batches of (images, labels, names)."""

@@ -16,7 +16,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.common import check_model_classes, make_loader
+from datamodules.common import check_model_classes, make_loader, ranks
 from datamodules.demo.reviews import make_reviews
 from datamodules.encoded import (
     Encoded,
@@ -293,9 +293,12 @@ class ImdbDataModule(LightningDataModule):
         sampler = None
         if train and self.bucketing and not self.fixed_padding:
             lengths = dataset.split.lengths(self.max_length)
-            sampler = LengthBucketSampler(lengths, self.batch_size, seed=self.seed)
+            world, rank = ranks(self)
+            sampler = LengthBucketSampler(lengths, self.batch_size, 50, self.seed, world, rank)
         collate = functools.partial(pad_batch, pad_to=pad_to)
-        return make_loader(dataset, self.batch_size, self.num_workers, train, collate, sampler)
+        return make_loader(
+            dataset, self.batch_size, self.num_workers, train, collate, sampler, ranks(self)
+        )
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled batches, length-bucketed unless `bucketing` is off."""

@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
-from datamodules.common import make_loader
+from datamodules.common import make_loader, ranks
 from datamodules.demo.headlines import TOPICS, make_headlines
 from datamodules.encoded import (
     EncodedDataset,
@@ -371,10 +371,13 @@ class NewsDataModule(LightningDataModule):
         sampler = None
         if train and self.bucketing and not self.fixed_padding:
             lengths = dataset.split.lengths(self.max_length)
-            sampler = LengthBucketSampler(lengths, self.batch_size, seed=self.seed)
+            world, rank = ranks(self)
+            sampler = LengthBucketSampler(lengths, self.batch_size, 50, self.seed, world, rank)
         pad_id = self.tokenizer.pad_token_id or 0
         collate = functools.partial(pad_batch, pad_to=pad_to, pad_id=pad_id)
-        return make_loader(dataset, self.batch_size, self.num_workers, train, collate, sampler)
+        return make_loader(
+            dataset, self.batch_size, self.num_workers, train, collate, sampler, ranks(self)
+        )
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled batches, length-bucketed unless `bucketing` is off."""

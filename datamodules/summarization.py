@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
-from datamodules.common import make_loader, split_indices
+from datamodules.common import make_loader, ranks, split_indices
 from datamodules.demo.articles import make_articles
 from datamodules.encoded import (
     EncodedSplit,
@@ -334,10 +334,13 @@ class SummarizationDataModule(LightningDataModule):
         sampler = None
         if train and self.bucketing:
             lengths = np.diff(dataset.sources.offsets)
-            sampler = LengthBucketSampler(lengths, self.batch_size, seed=self.seed)
+            world, rank = ranks(self)
+            sampler = LengthBucketSampler(lengths, self.batch_size, 50, self.seed, world, rank)
         pad_id = self.tokenizer.pad_token_id or 0
         collate = functools.partial(collate_pairs, pad_id=pad_id)
-        return make_loader(dataset, self.batch_size, self.num_workers, train, collate, sampler)
+        return make_loader(
+            dataset, self.batch_size, self.num_workers, train, collate, sampler, ranks(self)
+        )
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled batches, length-bucketed unless `bucketing` is off."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler
 
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1
 LABEL_PAD = -100  # label padding that cross-entropy skips (summaries: padded target tokens)
@@ -113,30 +113,51 @@ def pad_batch(
     }
 
 
-class LengthBucketSampler(Sampler[int]):
+class LengthBucketSampler(DistributedSampler):
     """Shuffled indices in which each run of `batch_size` has similar lengths: less padding.
 
     Every epoch: shuffle, cut into chunks of `batch_size * bucket_batches`, sort each chunk by
     length, cut into batches, shuffle the batches (the one short batch goes last, so DataLoader
-    batches line up with ours). Under DDP, Lightning's sampler wrapper deals the indices out
-    round-robin, which keeps neighbours of similar length together on each rank.
+    batches line up with ours). The order depends on `(seed, epoch)`; Lightning sets the epoch
+    (`set_epoch`), so a resumed run sees the same order, and alone it advances once per pass.
+
+    Under DDP (`num_replicas` > 1) every rank draws the same batches and takes every
+    `num_replicas`-th full one, wrapping round so all ranks run the same number of steps: whole
+    buckets are dealt out, not single indices. It is a `DistributedSampler`, so Lightning keeps
+    it instead of wrapping it in one that would reshuffle the indices and undo the buckets.
     """
 
     def __init__(
-        self, lengths: Sequence[int], batch_size: int, bucket_batches: int = 50, seed: int = 0
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        bucket_batches: int = 50,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
+        super().__init__(range(len(lengths)), num_replicas, rank, shuffle=True, seed=seed)
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.bucket_batches = bucket_batches
-        self.seed = seed
-        self.epoch = 0
 
     def __len__(self) -> int:
-        return len(self.lengths)
+        if self.num_replicas == 1:
+            return len(self.lengths)
+        return sum(len(batch) for batch in self._shard(self._batches(advance=False)))
 
     def __iter__(self) -> Iterator[int]:
+        batches = self._batches()
+        if self.num_replicas > 1:
+            batches = self._shard(batches)
+        for batch in batches:
+            yield from batch.tolist()
+
+    def _batches(self, advance: bool = True) -> list[np.ndarray]:
+        """This epoch's batches: full ones shuffled, then the one short batch, if any."""
         rng = np.random.default_rng((self.seed, self.epoch))
-        self.epoch += 1
+        if advance:
+            self.epoch += 1
         order = rng.permutation(len(self.lengths))
         chunk = self.batch_size * self.bucket_batches
         batches = []
@@ -146,7 +167,14 @@ class LengthBucketSampler(Sampler[int]):
             batches += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
         short = [b for b in batches if len(b) < self.batch_size]
         full = [b for b in batches if len(b) == self.batch_size]
-        for i in rng.permutation(len(full)):
-            yield from full[i].tolist()
-        for batch in short:
-            yield from batch.tolist()
+        return [full[i] for i in rng.permutation(len(full))] + short
+
+    def _shard(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        """This rank's batches: full batches dealt round-robin, padded by wrapping round.
+
+        Training drops a short last batch anyway; it is kept only when it is all there is.
+        """
+        pool = [b for b in batches if len(b) == self.batch_size] or batches
+        per_rank = -(-len(pool) // self.num_replicas)
+        padded = [pool[i % len(pool)] for i in range(per_rank * self.num_replicas)]
+        return padded[self.rank :: self.num_replicas]

@@ -28,9 +28,9 @@ from typing_extensions import override
 from callbacks.media import log_table
 from datamodules.subwords import train_tokenizer
 from datamodules.tokens import LABEL_PAD, pad_batch
-from tasks.common import ARTIFACTS, configure_optimizers, log_loss
+from tasks.common import ARTIFACTS, configure_optimizers, log_loss, updated_anywhere
 from tasks.hf import export, from_pretrained, load_artifacts, parameter_groups, save_artifacts
-from tasks.rouge import ROUGE_KEYS, rouge_metric
+from tasks.rouge import ROUGE_KEYS, pair_scores, rouge_metric
 
 
 class BartSummarizationTask(LightningModule):
@@ -216,8 +216,8 @@ class BartSummarizationTask(LightningModule):
         missing = self.hparams.log_examples - len(self._examples)
         if missing > 0:
             documents = self._decode(ids)
-            rows = zip(documents, references, summaries, strict=True)
-            self._examples += [list(row) for row in rows][:missing]
+            for row in list(zip(documents, references, summaries, strict=True))[:missing]:
+                self._examples.append([*row, *pair_scores(row[2], row[1]).values()])
 
     def _decode(self, ids: torch.Tensor) -> list[str]:
         # Byte-level BPE decodes a leading space ("Ġ"): strip, as HF's summarization scripts do.
@@ -244,7 +244,7 @@ class BartSummarizationTask(LightningModule):
         self._log_generation("test", self.test_rouge, self.test_gen_len)
 
     def _log_generation(self, stage: str, rouge: Any, gen_len: MeanMetric) -> None:
-        if not gen_len.update_called:  # generate_val_batches = 0
+        if not updated_anywhere(self, [gen_len]):  # generate_val_batches = 0
             return
         scores = rouge.compute()  # synced across ranks by torchmetrics
         values = {f"{stage}/{key}": scores[f"{key}_fmeasure"] for key in ROUGE_KEYS}
@@ -252,7 +252,7 @@ class BartSummarizationTask(LightningModule):
         self.log(f"{stage}/rouge1", values.pop(f"{stage}/rouge1"), prog_bar=True)
         self.log_dict(values)
         if self._examples and not self.trainer.sanity_checking:
-            columns = ["document", "reference", "generated"]
+            columns = ["document", "reference", "generated", *ROUGE_KEYS]
             key = f"{stage}/examples_epoch{self.current_epoch:03d}"
             log_table(self.trainer, key, columns, self._examples)
 
@@ -265,8 +265,7 @@ class BartSummarizationTask(LightningModule):
             row: dict[str, Any] = {"id": key, "summary": summary}
             if isinstance(reference, str):
                 row["reference"] = reference
-                scores = rouge_metric()([summary], [reference])
-                row.update({key: round(float(scores[f"{key}_fmeasure"]), 4) for key in ROUGE_KEYS})
+                row.update(pair_scores(summary, reference))
             rows.append(row)
         return rows
 

@@ -158,6 +158,11 @@ class BertNewsTask(ClassificationTask):
         samples = [(torch.tensor(ids), -1) for ids in encoded["input_ids"]]
         return pad_batch(samples, pad_id=self.tokenizer.pad_token_id or 0)
 
+    @override
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of token ids, as the model saw it (cut to `max_length`)."""
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
     def classify(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """Classify raw texts: one row each (id, predicted label(s), probabilities, text)."""
         return self.predict_texts(texts)

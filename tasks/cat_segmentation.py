@@ -20,11 +20,11 @@ from torchmetrics.classification import MulticlassF1Score, MulticlassJaccardInde
 from torchvision.utils import draw_segmentation_masks, make_grid
 from typing_extensions import override
 
-from callbacks.media import log_image
+from callbacks.media import log_image, log_masks
 from datamodules.common import IMAGENET_MEAN, IMAGENET_STD
 from datamodules.images import eval_transform, load_image
 from datamodules.masks import IGNORE_INDEX, voc_colormap
-from tasks.common import configure_optimizers, log_loss
+from tasks.common import configure_optimizers, log_loss, updated_anywhere
 
 
 class Block(nn.Sequential):
@@ -262,7 +262,7 @@ class CatSegmentationTask(LightningModule):
 
     def _log_epoch_metrics(self, metrics: MetricCollection) -> None:
         """Log Dice and IoU (foreground mean, and per class when multi-class); computing syncs."""
-        if not any(m.update_called for m in metrics.values()):
+        if not updated_anywhere(self, metrics.values()):
             return
         for key, per_class in metrics.compute().items():
             self.log(key, per_class[1:].mean(), prog_bar=metrics.prefix == "val/")
@@ -303,6 +303,17 @@ class CatSegmentationTask(LightningModule):
                 "val/overlays",
                 make_grid(tiles, nrow=3, padding=2),
                 self.current_epoch,
+            )
+            # W&B: each image with prediction and ground truth as layers to toggle.
+            labels = {i: name for i, name in enumerate(self.class_names)}
+            layers = {"prediction": predicted, "ground_truth": truth}
+            log_masks(
+                self.trainer,
+                "val/masks",
+                self.denormalize(images),
+                layers,
+                {**labels, IGNORE_INDEX: "ignored"},
+                self.global_step,
             )
         self._shown = []
 

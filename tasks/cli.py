@@ -10,7 +10,9 @@ rebuilt exactly as it was trained and the data is read the way the model expects
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -21,6 +23,7 @@ import torch
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 import callbacks  # noqa: F401 - registers the callbacks for short class names
@@ -28,6 +31,7 @@ import datamodules  # noqa: F401 - registers the datamodules for short class nam
 import tasks  # noqa: F401 - registers the tasks for short class names
 from callbacks.media import run_dir
 from callbacks.prediction_writer import PredictionWriter
+from callbacks.run_summary import RunSummary
 from tasks.common import ARTIFACTS
 
 # datamodule attribute -> task argument; a task without the argument simply does not get it.
@@ -88,7 +92,7 @@ class ZooCLI(LightningCLI):
         self.checkpoint_facts: dict[str, Any] | None = None
         subcommand = self.config.get("subcommand")
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if not path or not Path(path).is_file():  # none, or "last"/"best" that the Trainer finds
+        if not path or not Path(path).exists():  # none, or "last"/"best"/"hpc" the Trainer finds
             return
         hparams, self.checkpoint_facts = read_checkpoint(path)
         model = self.config[subcommand].model
@@ -139,6 +143,33 @@ class ZooCLI(LightningCLI):
         self.model = config.get("model")
         self.trainer = self.instantiate_trainer()
 
+    def before_instantiate_classes(self) -> None:
+        """Name unnamed loggers after the task: W&B runs `<task>-<start time>`, folders `<task>`.
+
+        The W&B preset unsets the name it would inherit from the config's TensorBoard logger
+        (a second `-c` merges `init_args`), so a W&B run is named, for example,
+        `face_expression-20261203-081500`; a TensorBoard or CSV logger whose name was unset that
+        way (`-c wandb.yaml -c tensorboard.yaml`) writes to `runs/<task>/` again.
+        """
+        config = self.config.get(str(self.subcommand), self.config)
+        loggers = config.trainer.logger
+        task = str(config.model.class_path).rpartition(".")[2].removesuffix("Task")
+        app = re.sub(r"(?<!^)(?=[A-Z])", "_", task).lower()
+        names = {
+            "WandbLogger": f"{app}-{time.strftime('%Y%m%d-%H%M%S')}",
+            "TensorBoardLogger": app,
+            "CSVLogger": app,
+        }
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            kind = str(getattr(logger, "class_path", "")).rpartition(".")[2]
+            if kind in names and logger.init_args.get("name") is None:
+                logger.init_args.name = names[kind]
+
+    def before_fit(self) -> None:
+        """Record the best score and checkpoints at the end (`RunSummary`) unless configured."""
+        if not any(isinstance(c, RunSummary) for c in self.trainer.callbacks):
+            self.trainer.callbacks.append(RunSummary())
+
     def _quiet_checkpoint_restore(self) -> None:
         # validate/test/predict write no checkpoints, so ModelCheckpoint's warning on restore
         # that "the dirpath has changed" (to this run's folder) says nothing useful here.
@@ -167,7 +198,9 @@ class RunConfigSaver(SaveConfigCallback):
     """Save the resolved `config.yaml` into the run folder (`callbacks.media.run_dir`).
 
     LightningCLI saves it to `trainer.log_dir`, which for W&B is the bare `save_dir` that every
-    run of every application shares. Also prints the run folder once.
+    run of every application shares. Also prints the run folder once, and gives W&B the whole
+    resolved config (its run page's "Config" and the runs table's columns), not only the task's
+    hyperparameters.
     """
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -185,6 +218,9 @@ class RunConfigSaver(SaveConfigCallback):
                 multifile=self.multifile,
             )
             rank_zero_info(f"Run folder: {folder}")
+            for logger in trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.experiment.config.update(self.config.as_dict(), allow_val_change=True)
         self.already_saved = True
 
 
@@ -193,7 +229,20 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
     The facts are what `zoo` links from data into the task: hyperparameters and artifacts
     (vocabulary, ...). Memory-mapped and weights-only: fast and safe for any checkpoint size.
+    A sharded checkpoint (FSDP's `state_dict_type: sharded`) is a folder: its metadata file
+    holds everything but the weights and optimizer states.
     """
+    from lightning.fabric.utilities.load import _METADATA_FILENAME
+
+    path = Path(path)
+    if path.is_dir():
+        if not (path / _METADATA_FILENAME).is_file():
+            raise FileNotFoundError(
+                f"{path} is a folder but not a sharded FSDP checkpoint: it has no "
+                f"{_METADATA_FILENAME}. A DeepSpeed checkpoint folder becomes one file with "
+                "lightning.pytorch.utilities.deepspeed.convert_zero_checkpoint_to_fp32_state_dict."
+            )
+        path = path / _METADATA_FILENAME
     checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     hparams = dict(checkpoint.get("hyper_parameters", {}))
     saved = {**hparams, **checkpoint.get(ARTIFACTS, {})}

@@ -10,7 +10,8 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from torchmetrics import ClasswiseWrapper, MetricCollection
+from torch.nn import functional as F  # noqa: N812
+from torchmetrics import ClasswiseWrapper, MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -25,7 +26,7 @@ from torchmetrics.classification import (
 )
 from typing_extensions import override
 
-from callbacks.media import log_image
+from callbacks.media import log_confusion, log_image, log_table
 from datamodules.images import eval_transform, load_image
 
 # Checkpoint key for a task's big artifacts (vocabulary, tokenizer, model config): outside
@@ -109,24 +110,43 @@ def log_confusion_matrix(
     fig, _ = matrix.plot(values, labels=list(class_names))
     fig.set_size_inches(1.0 + 0.7 * len(class_names), 0.8 + 0.7 * len(class_names))
     log_image(module.trainer, key, fig, step=module.current_epoch)
+    if isinstance(matrix, MulticlassConfusionMatrix):  # W&B's interactive panel beside the image
+        log_confusion(module.trainer, f"{key}_interactive", values, class_names, module.global_step)
 
 
 def log_loss(module: LightningModule, stage: str, loss: torch.Tensor, batch_size: int) -> None:
     """Log `<stage>/loss`: per step and epoch in training, per epoch otherwise.
 
-    Per-step values are logged without a cross-rank sync (a collective every step is slow);
-    epoch means are synced.
+    Per-step values are logged without a cross-rank sync (a collective every step is slow).
+    Validation and test losses are a torchmetrics `MeanMetric` weighted by batch size, so under
+    DDP the epoch value is the mean over every sample, however unevenly the ranks' shares split
+    (Lightning's `sync_dist` would average the ranks' means).
     """
-    training = stage == "train"
-    module.log(
-        f"{stage}/loss",
-        loss,
-        prog_bar=True,
-        on_step=training,
-        on_epoch=True,
-        sync_dist=not training,
-        batch_size=batch_size,
-    )
+    if stage == "train":
+        module.log("train/loss", loss, prog_bar=True, on_epoch=True, batch_size=batch_size)
+        return
+    name = f"{stage}_loss_mean"
+    if not hasattr(module, name):  # made on first use, so every task gets it from here
+        with torch.inference_mode(False):
+            setattr(module, name, MeanMetric().to(module.device))
+    mean = getattr(module, name)
+    if mean.mean_value.is_inference() and not torch.is_inference_mode_enabled():
+        mean.reset()  # last reset inside an earlier `trainer.validate`: its tensors are frozen
+    mean.update(loss.detach(), weight=batch_size)
+    module.log(f"{stage}/loss", mean, prog_bar=True, on_epoch=True, metric_attribute=name)
+
+
+def updated_anywhere(module: LightningModule, metrics: Iterable[Metric]) -> bool:
+    """Whether any rank updated `metrics` this epoch, so every rank must compute (it syncs).
+
+    Under DDP a rank can see no batch (fewer validation samples than ranks) while the others
+    do; if it skipped `compute`, the others would wait for it forever.
+    """
+    updated = any(metric.update_called for metric in metrics)
+    if module.trainer.world_size == 1:
+        return updated
+    flag = torch.tensor(float(updated), device=module.device)
+    return bool(module.trainer.strategy.reduce(flag, reduce_op="sum") > 0)
 
 
 def log_epoch_metrics(module: LightningModule, metrics: MetricCollection) -> None:
@@ -135,7 +155,7 @@ def log_epoch_metrics(module: LightningModule, metrics: MetricCollection) -> Non
     Accuracy and F1 go to the progress bar for validation. Reset happens at the next epoch's
     start (see `log_confusion_matrix`).
     """
-    if any(metric.update_called for metric in metrics.values()):
+    if updated_anywhere(module, metrics.values()):
         values = metrics.compute()  # already global: no sync_dist needed
         heads = ("/acc", "/f1", "/exact_match")
         headline = {k: values.pop(k) for k in list(values) if k.endswith(heads)}
@@ -169,7 +189,10 @@ class ClassificationTask(LightningModule):
     per-class precision and recall, and the confusion matrix image at validation and test end.
     Multi-label (`multi_label=True`): BCE with logits on multi-hot labels; `f1` (macro),
     `f1_micro`, `exact_match` and per-class precision/recall at `threshold`, and one 2x2
-    confusion matrix per class. Image batches are `(images, labels, names)`; text batches are
+    confusion matrix per class. Each validation epoch also logs `val/worst_samples`, a table of
+    the `worst_samples` validation samples with the highest loss (image or text, true and
+    predicted class, the predicted class's probability, the loss), gathered from every rank.
+    Image batches are `(images, labels, names)`; text batches are
     dicts with "ids" and "lengths" (a text task overrides `_logits_and_labels`, `forward` and
     `encode`). `predict_step`, `predict_images` and `predict_texts` return one row per sample:
     path or id, predicted class(es), true class(es) when known, one probability per class.
@@ -192,6 +215,8 @@ class ClassificationTask(LightningModule):
         threshold: Multi-label: a class is predicted when its probability reaches this.
         label_separator: Multi-label: how predicted label sets are joined in prediction rows.
     """
+
+    worst_samples: int = 8  # rows of the `val/worst_samples` table; 0 turns it off
 
     def __init__(
         self,
@@ -238,6 +263,8 @@ class ClassificationTask(LightningModule):
         self.scheduler = scheduler
         self.preprocess = eval_transform(image_size, mean, std) if image_size else None
         self.in_channels = in_channels
+        self.normalization = (mean, std)
+        self._worst: list[tuple[float, Any, str, str, float]] = []
 
     @override
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -274,7 +301,67 @@ class ClassificationTask(LightningModule):
         metrics.update(logits, target)
         if confusion is not None:
             confusion.update(logits, target)
+        if stage == "val" and self.worst_samples and not self.trainer.sanity_checking:
+            self._keep_worst(batch, logits.detach(), labels)
         return loss
+
+    def _keep_worst(self, batch: Any, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Keep this rank's `worst_samples` highest-loss samples of the epoch so far."""
+        if self.multi_label:
+            losses = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(1)
+        else:
+            losses = F.cross_entropy(logits.float(), labels, reduction="none")
+        floor = self._worst[-1][0] if len(self._worst) >= self.worst_samples else -1.0
+        probs = self.probabilities(logits.float())
+        for i in losses.topk(min(self.worst_samples, len(losses))).indices.tolist():
+            if losses[i].item() <= floor:
+                break
+            p = probs[i].tolist()
+            if self.multi_label:
+                true = self._names(torch.nonzero(labels[i]).flatten().tolist())
+                picked = [c for c, v in enumerate(p) if v >= self.threshold]
+                predicted, probability = self._names(picked), max(p)
+            else:
+                top = max(range(len(p)), key=p.__getitem__)
+                true, predicted, probability = (
+                    self.class_names[labels[i]],
+                    self.class_names[top],
+                    p[top],
+                )
+            self._worst.append(
+                (losses[i].item(), self._sample(batch, i), true, predicted, probability)
+            )
+        self._worst = sorted(self._worst, key=lambda row: -row[0])[: self.worst_samples]
+
+    def _sample(self, batch: Any, i: int) -> Any:
+        """Sample `i` of a batch as a person sees it: an image in [0, 1], or the text."""
+        if isinstance(batch, dict):
+            return self.decode(batch["ids"][i, : batch["lengths"][i]].tolist())
+        image = batch[0][i].detach().float().cpu()  # (C, H, W), normalised
+        mean, std = self.normalization
+        if mean is not None and std is not None:  # one value may serve every channel
+            image = image * torch.tensor(std).view(-1, 1, 1) + torch.tensor(mean).view(-1, 1, 1)
+        return image.clamp(0, 1)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text tasks: the text of token ids (what the model saw)."""
+        raise TypeError(f"{type(self).__name__} does not classify texts.")
+
+    def _log_worst(self) -> None:
+        """Log the epoch's highest-loss validation samples from every rank (rank zero writes)."""
+        rows = self._worst
+        if self.trainer.world_size > 1:
+            gathered: list[Any] = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(gathered, rows)
+            rows = [row for part in gathered for row in part]
+        rows = sorted(rows, key=lambda row: -row[0])[: self.worst_samples]
+        if rows and not self.trainer.sanity_checking:
+            columns = ["input", "true", "predicted", "probability", "loss"]
+            table = [
+                [sample, true, pred, round(p, 4), round(loss, 4)]
+                for loss, sample, true, pred, p in rows
+            ]
+            log_table(self.trainer, "val/worst_samples", columns, table)
 
     def _logits_and_labels(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (B, classes) and labels (B,) of an image batch `(images, labels, names)`."""
@@ -295,6 +382,7 @@ class ClassificationTask(LightningModule):
         # would leave inference tensors that a later `fit` cannot update in place.
         self.val_metrics.reset()
         self.val_confusion.reset()
+        self._worst = []
 
     @override
     def on_test_epoch_start(self) -> None:
@@ -305,6 +393,7 @@ class ClassificationTask(LightningModule):
     def on_validation_epoch_end(self) -> None:
         log_epoch_metrics(self, self.val_metrics)
         log_confusion_matrix(self, self.val_confusion, self.class_names, "val/confusion_matrix")
+        self._log_worst()
 
     @override
     def on_test_epoch_end(self) -> None:

@@ -169,6 +169,11 @@ class ImdbSentimentTask(ClassificationTask):
         return pad_batch(samples)
 
     @override
+    def decode(self, ids: Sequence[int]) -> str:
+        """The words of token ids, as the model saw them (lower-cased, `<unk>` for unknown)."""
+        return " ".join(self.vocab.itos[i] for i in ids)
+
+    @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The trained embeddings are in the checkpoint: loading it must not need the vector file.
         checkpoint["hyper_parameters"]["word_vectors"] = None

@@ -1,4 +1,4 @@
-"""ROUGE for summarization, offline: `torchmetrics`' `ROUGEScore` with a local sentence splitter.
+"""ROUGE for summarization, offline and under DDP: `torchmetrics`' ROUGE, kept as sums.
 
 ROUGE-Lsum scores the summary sentence by sentence. `torchmetrics` splits sentences with `nltk`'s
 Punkt model (`punkt_tab`) and downloads it at run time when it is missing: offline that fails.
@@ -10,9 +10,12 @@ installed by the user comes first in the search path and wins.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from torchmetrics.text import ROUGEScore
+import torch
+from torchmetrics import Metric
+from torchmetrics.functional.text import rouge_score
 
 from datamodules.encoded import default_cache_dir
 
@@ -44,10 +47,50 @@ def offline_punkt(root: Path | None = None) -> Path:
     return root
 
 
-def rouge_metric() -> ROUGEScore:
+class Rouge(Metric):
+    """Mean ROUGE-1/2/L/Lsum precision, recall and F-measure over documents, Porter-stemmed.
+
+    The same numbers as `torchmetrics.text.ROUGEScore(use_stemmer=True)` (scores per document,
+    averaged), kept as sums and a count. `ROUGEScore` stores one tensor per document and gathers
+    them one by one, so under DDP a rank with fewer documents makes fewer collective calls than
+    the others and the run hangs; evaluation shards differ by one document whenever the count
+    does not divide evenly. Sums sync in one call each, whatever the counts.
+    """
+
+    full_state_update = False
+    names = tuple(
+        f"{key}_{part}" for key in ROUGE_KEYS for part in ("precision", "recall", "fmeasure")
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        offline_punkt()
+        for name in self.names:
+            self.add_state(name, torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("documents", torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, preds: Sequence[str], target: Sequence[str]) -> None:
+        """Add summaries `preds` scored against their references `target`."""
+        means = rouge_score(list(preds), list(target), use_stemmer=True, rouge_keys=ROUGE_KEYS)
+        for name in self.names:
+            setattr(self, name, getattr(self, name) + means[name].double() * len(preds))
+        self.documents += len(preds)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """Means over every document seen (on every rank)."""
+        return {name: (getattr(self, name) / self.documents).float() for name in self.names}
+
+
+def rouge_metric() -> Rouge:
     """ROUGE-1/2/L/Lsum with Porter stemming (as Google's `rouge-score` with `use_stemmer`)."""
+    return Rouge()
+
+
+def pair_scores(summary: str, reference: str) -> dict[str, float]:
+    """ROUGE-1/2/L/Lsum F-measures of one summary against its reference, rounded."""
     offline_punkt()
-    return ROUGEScore(use_stemmer=True, rouge_keys=ROUGE_KEYS)
+    scores = rouge_score(summary, reference, use_stemmer=True, rouge_keys=ROUGE_KEYS)
+    return {key: round(scores[f"{key}_fmeasure"].item(), 4) for key in ROUGE_KEYS}
 
 
 def split_sentences(text: str) -> list[str]:

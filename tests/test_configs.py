@@ -73,18 +73,15 @@ def test_config_runs(config: Path, subcommand: str) -> None:
 
 
 PRESETS = sorted((Path(__file__).parents[1] / "configs" / "presets").glob("*.yaml"))
-NEEDS_GPU = {"ddp"}
+# Strategies for GPUs: tests/test_presets.py parses them with every config and builds them.
+NEEDS_GPU = {"ddp", "deepspeed", "fsdp", "multinode"}
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=[p.stem for p in PRESETS])
-def test_presets_combine_with_a_config(preset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_presets_combine_with_a_config(preset: Path) -> None:
     base = ["-c", str(CONFIGS[0]), "-c", str(preset), *tiny(CONFIGS[0])]
-    if preset.stem in NEEDS_GPU:  # parse and print only: this machine may have no GPU
-        with pytest.raises(SystemExit) as exit_info:
-            cli(["fit", *base, "--print_config"])
-        assert exit_info.value.code == 0
-        assert "strategy: ddp" in capsys.readouterr().out
-        return
+    if preset.stem in NEEDS_GPU:
+        pytest.skip("needs a GPU; tests/test_presets.py parses it and builds its strategy")
     result = cli(["fit", *base, "--trainer.fast_dev_run=2"])
     assert result.trainer.state.finished
 

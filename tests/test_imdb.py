@@ -102,6 +102,30 @@ def test_length_buckets_cover_every_index_with_little_padding() -> None:
     assert padded < 0.6 * randomly
 
 
+def test_length_buckets_are_dealt_whole_to_ranks() -> None:
+    from torch.utils.data import DataLoader
+
+    lengths = np.random.default_rng(0).integers(5, 300, 1000)
+    alone = LengthBucketSampler(lengths, batch_size=32, seed=1)
+    alone.set_epoch(3)
+    full = [b for b in np.array_split(np.array(list(alone)), range(32, 1000, 32)) if len(b) == 32]
+    shards = []
+    for rank in range(3):
+        sampler = LengthBucketSampler(lengths, batch_size=32, seed=1, num_replicas=3, rank=rank)
+        sampler.set_epoch(3)  # what Lightning calls each epoch, on every rank alike
+        loader = DataLoader(range(1000), batch_size=32, sampler=sampler, drop_last=True)
+        shards.append([batch.tolist() for batch in loader])
+        assert len(loader) == len(sampler) // 32
+    # Every rank runs the same number of steps, with whole buckets of the single-process epoch:
+    # 31 full batches dealt round-robin, padded to 33 by wrapping round.
+    assert [len(s) for s in shards] == [11, 11, 11]
+    dealt = [batch for step in zip(*shards, strict=True) for batch in step]
+    assert dealt[:31] == [b.tolist() for b in full]
+    assert dealt[31:] == dealt[:2]
+    # Lightning keeps a DistributedSampler as it is instead of wrapping (and reshuffling) it.
+    assert isinstance(sampler, torch.utils.data.DistributedSampler)
+
+
 def test_demo_reviews_need_word_order() -> None:
     texts, labels = make_reviews(2000, seed=0)
     assert set(labels) == {0, 1}

@@ -257,7 +257,7 @@ def test_the_validation_table_and_rouge_are_logged(tmp_path: Path) -> None:
     with table.open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 4
-    assert set(rows[0]) == {"document", "reference", "generated"}
+    assert set(rows[0]) == {"document", "reference", "generated", *ROUGE_KEYS}
 
 
 def test_hugging_face_xsum_from_a_local_copy(tmp_path: Path) -> None:
