@@ -1,5 +1,6 @@
 """Callbacks shared by every task: LR schedules, diagnostics, prediction writing, media."""
 
+from callbacks.finite_loss import FiniteLoss
 from callbacks.first_layer import FirstLayerFilters
 from callbacks.freeze_backbone import FreezeBackbone
 from callbacks.histograms import ActivationHistograms
@@ -14,6 +15,7 @@ from callbacks.update_ratio import UpdateRatioMonitor
 
 __all__ = [
     "ActivationHistograms",
+    "FiniteLoss",
     "FirstLayerFilters",
     "FreezeBackbone",
     "InitialLossCheck",

@@ -82,20 +82,26 @@ class UNet(nn.Module):
         return self.head(x)[..., :height, :width]
 
 
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """`x` in float32, unless it is already wider (float64 for gradient checks)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def soft_dice_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
     smooth: float = 1.0,
     ignore_index: int = IGNORE_INDEX,
 ) -> torch.Tensor:
-    """1 - soft Dice, in float32: probabilities stand in for the predicted mask.
+    """1 - soft Dice, in float32 or wider: probabilities stand in for the predicted mask.
 
     Dice = (2 |P ∩ G| + smooth) / (|P| + |G| + smooth), summed over the whole batch per class and
     averaged over the foreground classes. One logit channel means binary (sigmoid, class 1 is the
     foreground); C channels mean softmax over C classes (class 0 is background). Pixels whose
-    target is `ignore_index` count for neither side.
+    target is `ignore_index` count for neither side. Half-precision logits are promoted to
+    float32; float64 stays float64, so `torch.autograd.gradcheck` can check it.
     """
-    logits = logits.float()
+    logits = at_least_float32(logits)
     valid = (target != ignore_index).unsqueeze(1)  # (B, 1, H, W)
     if logits.shape[1] == 1:
         probs, truth = logits.sigmoid(), (target == 1).unsqueeze(1)
@@ -129,7 +135,7 @@ class DiceCELoss(nn.Module):
     @override
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with torch.autocast(logits.device.type, enabled=False):  # sums of many pixels: float32
-            logits = logits.float()
+            logits = at_least_float32(logits)
             loss = logits.new_zeros(())
             if self.dice_weight > 0:
                 loss = self.dice_weight * soft_dice_loss(logits, target, self.smooth)
@@ -145,7 +151,7 @@ def _cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     valid = target != IGNORE_INDEX
     if logits.shape[1] == 1:
-        truth = (target == 1).float()
+        truth = (target == 1).to(logits.dtype)
         loss = F.binary_cross_entropy_with_logits(logits[:, 0], truth, reduction="none")
     else:
         loss = F.cross_entropy(logits, target.long(), ignore_index=IGNORE_INDEX, reduction="none")

@@ -29,6 +29,7 @@ from lightning.pytorch.utilities import rank_zero_info
 import callbacks  # noqa: F401 - registers the callbacks for short class names
 import datamodules  # noqa: F401 - registers the datamodules for short class names
 import tasks  # noqa: F401 - registers the tasks for short class names
+from callbacks.finite_loss import FiniteLoss
 from callbacks.media import run_dir
 from callbacks.prediction_writer import PredictionWriter
 from callbacks.run_summary import RunSummary
@@ -166,9 +167,10 @@ class ZooCLI(LightningCLI):
                 logger.init_args.name = names[kind]
 
     def before_fit(self) -> None:
-        """Record the best score and checkpoints at the end (`RunSummary`) unless configured."""
-        if not any(isinstance(c, RunSummary) for c in self.trainer.callbacks):
-            self.trainer.callbacks.append(RunSummary())
+        """Add `FiniteLoss` (stop at a NaN loss) and `RunSummary` unless the config has them."""
+        for callback in (FiniteLoss, RunSummary):
+            if not any(isinstance(c, callback) for c in self.trainer.callbacks):
+                self.trainer.callbacks.append(callback())
 
     def _quiet_checkpoint_restore(self) -> None:
         # validate/test/predict write no checkpoints, so ModelCheckpoint's warning on restore

@@ -79,6 +79,19 @@ def _logits(probs: list[list[float]]) -> torch.Tensor:
     return torch.log(p / (1 - p))[None, None]  # (1, 1, H, W)
 
 
+@pytest.mark.parametrize("channels", [1, 3], ids=["binary", "three_classes"])
+@pytest.mark.parametrize("dice_weight", [1.0, 0.5, 0.0], ids=["dice", "dice_ce", "ce"])
+def test_losses_pass_gradcheck_in_float64(channels: int, dice_weight: float) -> None:
+    """The course's check: analytic gradients equal finite differences (float64)."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, channels, 5, 4, dtype=torch.float64, generator=generator)
+    target = torch.randint(0, max(channels, 2), (2, 5, 4), generator=generator)
+    target[0, 0, :2] = 255  # ignored pixels count for neither side
+    loss = DiceCELoss(dice_weight=dice_weight, smooth=1.0)
+    assert torch.autograd.gradcheck(lambda x: loss(x, target), (logits.requires_grad_(),))
+    assert loss(logits, target).dtype == torch.float64  # not rounded through float32
+
+
 def test_soft_dice_loss_matches_hand_computation() -> None:
     logits = _logits([[0.8, 0.6], [0.2, 0.4]])
     target = torch.tensor([[[1, 1], [0, 0]]])
