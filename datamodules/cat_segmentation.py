@@ -22,6 +22,7 @@ from datamodules.common import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     check_model_classes,
+    check_val_split,
     make_loader,
     ranks,
 )
@@ -103,7 +104,7 @@ class CatSegmentationDataModule(LightningDataModule):
         self.image_size = image_size
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.val_split = val_split
+        self.val_split = check_val_split(val_split)
         self.seed = seed
         self.predict_path = predict_path
         self.crop_scale = crop_scale

@@ -67,10 +67,19 @@ def make_loader(
     )
 
 
+def check_val_split(val_split: float) -> float:
+    """`val_split` if it is a share strictly between 0 and 1; datamodules check it at once."""
+    if not 0.0 < val_split < 1.0:
+        raise ValueError(
+            f"val_split must be in (0, 1), got {val_split}: it is the share of the training data "
+            "held out for validation when the data has no validation split (e.g. 0.2)."
+        )
+    return val_split
+
+
 def split_indices(n: int, val_split: float, seed: int) -> tuple[list[int], list[int]]:
     """Deterministic (train, val) index split with a seeded generator (unlabelled data)."""
-    if not 0.0 < val_split < 1.0:
-        raise ValueError(f"val_split must be in (0, 1), got {val_split}")
+    check_val_split(val_split)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     n_val = max(1, round(n * val_split))
     return sorted(order[n_val:]), sorted(order[:n_val])
@@ -84,8 +93,7 @@ def stratified_split(
     Every class with two or more examples keeps at least one in each split, so small datasets
     still validate every class; a class seen once stays in train.
     """
-    if not 0.0 < val_split < 1.0:
-        raise ValueError(f"val_split must be in (0, 1), got {val_split}")
+    check_val_split(val_split)
     generator = torch.Generator().manual_seed(seed)
     by_class: dict[int, list[int]] = {}
     for index, label in enumerate(labels):

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.common import (
     check_model_classes,
+    check_val_split,
     labels_from_folders,
     make_loader,
     print_audit,
@@ -110,7 +111,7 @@ class ImageClassificationDataModule(LightningDataModule):
         self.root = Path(root).expanduser() if root else None
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.val_split = val_split
+        self.val_split = check_val_split(val_split)
         self.seed = seed
         self.predict_path = predict_path
         self.image_size = image_size

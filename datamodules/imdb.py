@@ -16,7 +16,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.common import check_model_classes, make_loader, ranks
+from datamodules.common import check_model_classes, check_val_split, make_loader, ranks
 from datamodules.demo.reviews import make_reviews
 from datamodules.encoded import (
     Encoded,
@@ -115,7 +115,7 @@ class ImdbDataModule(LightningDataModule):
         self.max_vocab = max_vocab
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.val_split = val_split
+        self.val_split = check_val_split(val_split)
         self.seed = seed
         self.bucketing = bucketing
         self.fixed_padding = fixed_padding

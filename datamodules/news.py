@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
-from datamodules.common import make_loader, ranks
+from datamodules.common import check_val_split, make_loader, ranks
 from datamodules.demo.headlines import TOPICS, make_headlines
 from datamodules.encoded import (
     EncodedDataset,
@@ -160,7 +160,7 @@ class NewsDataModule(LightningDataModule):
         self.max_length = max_length
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.val_split = val_split
+        self.val_split = check_val_split(val_split)
         self.seed = seed
         self.bucketing = bucketing
         self.fixed_padding = fixed_padding

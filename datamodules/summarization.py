@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
-from datamodules.common import make_loader, ranks, split_indices
+from datamodules.common import check_val_split, make_loader, ranks, split_indices
 from datamodules.demo.articles import make_articles
 from datamodules.encoded import (
     EncodedSplit,
@@ -167,7 +167,7 @@ class SummarizationDataModule(LightningDataModule):
         self.max_target_length = max_target_length
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.val_split = val_split
+        self.val_split = check_val_split(val_split)
         self.seed = seed
         self.bucketing = bucketing
         self.predict_path = predict_path

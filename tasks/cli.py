@@ -10,6 +10,8 @@ rebuilt exactly as it was trained and the data is read the way the model expects
 from __future__ import annotations
 
 import argparse
+import linecache
+import os
 import re
 import sys
 import time
@@ -17,7 +19,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
@@ -29,7 +31,7 @@ from lightning.pytorch.utilities import rank_zero_info
 import callbacks  # noqa: F401 - registers the callbacks for short class names
 import datamodules  # noqa: F401 - registers the datamodules for short class names
 import tasks  # noqa: F401 - registers the tasks for short class names
-from callbacks.finite_loss import FiniteLoss
+from callbacks.finite_loss import FiniteLoss, NonFiniteLossError
 from callbacks.media import run_dir
 from callbacks.prediction_writer import PredictionWriter
 from callbacks.run_summary import RunSummary
@@ -68,6 +70,18 @@ examples:
       --data.init_args.predict_path photos/"""
 
 
+class ZooArgumentParser(LightningArgumentParser):
+    """jsonargparse's parser, its errors printed the zoo's way: `zoo: error: <message>`."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        """Print the message and a pointer to `--help` (not the whole usage block), exit 2."""
+        if not self.exit_on_error or os.environ.get("ZOO_DEBUG"):
+            super().error(message, ex)
+        prog = self.prog.replace(" [options]", "")
+        sys.stderr.write(f"zoo: error: {message}\n(`{prog} --help` lists every option)\n")
+        self.exit(2)
+
+
 class ZooCLI(LightningCLI):
     """LightningCLI in subclass mode with data-to-task links and a default prediction writer.
 
@@ -93,8 +107,14 @@ class ZooCLI(LightningCLI):
         self.checkpoint_facts: dict[str, Any] | None = None
         subcommand = self.config.get("subcommand")
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if not path or not Path(path).exists():  # none, or "last"/"best"/"hpc" the Trainer finds
-            return
+        if not path or path in ("last", "best", "hpc") or path.startswith("registry"):
+            return  # none, or one the Trainer finds
+        if not Path(path).exists():
+            raise FileNotFoundError(
+                f"--ckpt_path {path} does not exist. Give the path of a .ckpt file (e.g. "
+                "runs/<app>/version_<N>/checkpoints/last.ckpt), or `last` to resume this "
+                "config's latest run."
+            )
         hparams, self.checkpoint_facts = read_checkpoint(path)
         model = self.config[subcommand].model
         accepted = _init_arguments(model.class_path)
@@ -245,7 +265,18 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
                 "lightning.pytorch.utilities.deepspeed.convert_zero_checkpoint_to_fp32_state_dict."
             )
         path = path / _METADATA_FILENAME
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise ValueError(
+            f"{path} is not a checkpoint the zoo can read ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else 'no detail'}). It may be truncated "
+            "(written by a run that crashed), not a Lightning checkpoint, or hold pickled objects "
+            "that safe (weights-only) loading refuses. Use another checkpoint of the run, such as "
+            "checkpoints/last.ckpt."
+        ) from error
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not a Lightning checkpoint.")
     hparams = dict(checkpoint.get("hyper_parameters", {}))
     saved = {**hparams, **checkpoint.get(ARTIFACTS, {})}
     facts = {source: saved[target] for source, target in DATA_TO_MODEL.items() if target in saved}
@@ -282,9 +313,59 @@ def _datamodule_for(
     return datamodule
 
 
+# What an error the zoo raises on purpose (a bad folder, column, label, config value, an offline
+# hub name, a NaN loss) can be; its message names the file or field and the fix.
+USER_ERRORS = (ValueError, TypeError, KeyError, OSError, NonFiniteLossError)
+PACKAGES = tuple(str(Path(__file__).parents[1] / p) for p in ("tasks", "datamodules", "callbacks"))
+
+
 def main(args: Sequence[str] | None = None) -> None:
-    """Entry point of `zoo`; tests call it in process with a list of arguments."""
-    cli(args)
+    """Entry point of `zoo`; tests call it in process with a list of arguments.
+
+    An error the user can fix prints `zoo: error: <message>` and exits with 2, without a
+    traceback (`ZOO_DEBUG=1` shows it). Such an error is one the zoo raises on purpose: a `raise`
+    statement in the zoo's own code. Anything else is a bug and keeps its traceback.
+    """
+    try:
+        cli(args)
+    except USER_ERRORS as error:
+        ours = purposeful(error)
+        if os.environ.get("ZOO_DEBUG") or ours is None:
+            raise
+        message = str(ours.args[0]) if isinstance(ours, KeyError) and ours.args else str(ours)
+        print(f"zoo: error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def purposeful(error: BaseException) -> BaseException | None:
+    """The error the zoo raised on purpose behind `error`, if any.
+
+    jsonargparse reports a task's or datamodule's `__init__` error as its own ("Does not
+    validate against any of the Union subtypes"), with ours as the cause.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, USER_ERRORS) and raised_on_purpose(current):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def raised_on_purpose(error: BaseException) -> bool:
+    """Whether `error` comes from a `raise` statement in the zoo's own code.
+
+    Not from a bug in it (a failed lookup, a wrong call), nor from deep inside a library.
+    """
+    frame = error.__traceback__
+    if frame is None:
+        return False
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    path = frame.tb_frame.f_code.co_filename
+    line = linecache.getline(path, frame.tb_lineno).strip()
+    return path.startswith(PACKAGES) and line.startswith("raise ")
 
 
 def cli(args: Sequence[str] | None = None, run: bool = True) -> ZooCLI | None:
@@ -307,6 +388,7 @@ def cli(args: Sequence[str] | None = None, run: bool = True) -> ZooCLI | None:
         # the working directory itself.
         trainer_defaults={"default_root_dir": "runs"},
         save_config_callback=RunConfigSaver,
+        parser_class=ZooArgumentParser,
         save_config_kwargs={"overwrite": True},
         # Hyperparameters are each task's own `__init__` arguments (`save_hyperparameters`), not
         # the CLI's config dump with link targets the task does not take; tasks inject their

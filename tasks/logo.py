@@ -39,7 +39,7 @@ def efficientnet(name: str, num_classes: int, pretrained: bool | str = False) ->
             net = models.get_model(name, weights=weights)
         except (OSError, RuntimeError) as error:  # URLError is an OSError
             cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-            raise RuntimeError(
+            raise OSError(
                 f"Could not load ImageNet weights for {name}: {error}. Offline? Download "
                 f"{weights.url} to {cache} (or set TORCH_HOME), point `pretrained` at a local "
                 f"state-dict file, or set `pretrained: false`."

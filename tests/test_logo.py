@@ -56,7 +56,7 @@ def test_pretrained_offline_fails_with_a_fix(tmp_path: Path, monkeypatch: pytest
         raise URLError("no network")
 
     monkeypatch.setattr(api, "load_state_dict_from_url", offline)
-    with pytest.raises(RuntimeError, match=r"Offline\?.*efficientnet_b0.*pretrained: false"):
+    with pytest.raises(OSError, match=r"Offline\?.*efficientnet_b0.*pretrained: false"):
         efficientnet("efficientnet_b0", num_classes=2, pretrained=True)
 
 
