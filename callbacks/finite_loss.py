@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from typing_extensions import override
 
@@ -25,11 +26,11 @@ class FiniteLoss(Callback):
 
     @override
     def on_before_backward(
-        self, trainer: Trainer, pl_module: LightningModule, loss: object
+        self, trainer: Trainer, pl_module: LightningModule, loss: torch.Tensor
     ) -> None:
-        if bool(loss.isfinite().all()):  # type: ignore[attr-defined]
+        if bool(loss.isfinite().all()):
             return
-        value = loss.item()  # type: ignore[attr-defined]
+        value = loss.item()
         saved = [
             c.path(trainer) for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint)
         ]

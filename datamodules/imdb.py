@@ -290,14 +290,15 @@ class ImdbDataModule(LightningDataModule):
         # Only what `setup` built: Lightning's `__str__` calls every loader method.
         dataset = self.datasets[split]
         pad_to = self.max_length if self.fixed_padding else None
-        sampler = None
+        sampler, world = None, ranks(self)
         if train and self.bucketing and not self.fixed_padding:
             lengths = dataset.split.lengths(self.max_length)
-            world, rank = ranks(self)
-            sampler = LengthBucketSampler(lengths, self.batch_size, 50, self.seed, world, rank)
+            sampler = LengthBucketSampler(
+                lengths, self.batch_size, seed=self.seed, num_replicas=world[0], rank=world[1]
+            )
         collate = functools.partial(pad_batch, pad_to=pad_to)
         return make_loader(
-            dataset, self.batch_size, self.num_workers, train, collate, sampler, ranks(self)
+            dataset, self.batch_size, self.num_workers, train, collate, sampler, world
         )
 
     def train_dataloader(self) -> DataLoader:

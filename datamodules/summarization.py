@@ -331,15 +331,16 @@ class SummarizationDataModule(LightningDataModule):
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         # Only what `setup` built: Lightning's `__str__` calls every loader method.
         dataset = self.datasets[split]
-        sampler = None
+        sampler, world = None, ranks(self)
         if train and self.bucketing:
             lengths = np.diff(dataset.sources.offsets)
-            world, rank = ranks(self)
-            sampler = LengthBucketSampler(lengths, self.batch_size, 50, self.seed, world, rank)
+            sampler = LengthBucketSampler(
+                lengths, self.batch_size, seed=self.seed, num_replicas=world[0], rank=world[1]
+            )
         pad_id = self.tokenizer.pad_token_id or 0
         collate = functools.partial(collate_pairs, pad_id=pad_id)
         return make_loader(
-            dataset, self.batch_size, self.num_workers, train, collate, sampler, ranks(self)
+            dataset, self.batch_size, self.num_workers, train, collate, sampler, world
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -298,10 +298,9 @@ class CatSegmentationTask(LightningModule):
             images, truth, predicted = (
                 torch.cat(parts) for parts in zip(*self._shown, strict=True)
             )
+            shown = self.denormalize(images)
             tiles = []
-            for image, true_mask, mask in zip(
-                self.denormalize(images), truth, predicted, strict=True
-            ):
+            for image, true_mask, mask in zip(shown, truth, predicted, strict=True):
                 tiles += [image, self.overlay(image, true_mask), self.overlay(image, mask)]
             # One row per image: the image, the true mask, the prediction.
             log_image(
@@ -316,7 +315,7 @@ class CatSegmentationTask(LightningModule):
             log_masks(
                 self.trainer,
                 "val/masks",
-                self.denormalize(images),
+                shown,
                 layers,
                 {**labels, IGNORE_INDEX: "ignored"},
                 self.global_step,

@@ -312,25 +312,23 @@ class ClassificationTask(LightningModule):
         else:
             losses = F.cross_entropy(logits.float(), labels, reduction="none")
         floor = self._worst[-1][0] if len(self._worst) >= self.worst_samples else -1.0
-        probs = self.probabilities(logits.float())
-        for i in losses.topk(min(self.worst_samples, len(losses))).indices.tolist():
-            if losses[i].item() <= floor:
+        top = losses.topk(min(self.worst_samples, len(losses)))
+        # One transfer to the host per batch, not one per candidate.
+        candidates = top.indices.tolist()
+        rows = self.probabilities(logits[top.indices].float()).tolist()
+        wanted = labels[top.indices].tolist()
+        for i, loss, p, label in zip(candidates, top.values.tolist(), rows, wanted, strict=True):
+            if loss <= floor:
                 break
-            p = probs[i].tolist()
             if self.multi_label:
-                true = self._names(torch.nonzero(labels[i]).flatten().tolist())
+                true = self._names(c for c, v in enumerate(label) if v)
                 picked = [c for c, v in enumerate(p) if v >= self.threshold]
                 predicted, probability = self._names(picked), max(p)
             else:
-                top = max(range(len(p)), key=p.__getitem__)
-                true, predicted, probability = (
-                    self.class_names[labels[i]],
-                    self.class_names[top],
-                    p[top],
-                )
-            self._worst.append(
-                (losses[i].item(), self._sample(batch, i), true, predicted, probability)
-            )
+                top_class = max(range(len(p)), key=p.__getitem__)
+                true, predicted = self.class_names[label], self.class_names[top_class]
+                probability = p[top_class]
+            self._worst.append((loss, self._sample(batch, i), true, predicted, probability))
         self._worst = sorted(self._worst, key=lambda row: -row[0])[: self.worst_samples]
 
     def _sample(self, batch: Any, i: int) -> Any:
@@ -349,13 +347,15 @@ class ClassificationTask(LightningModule):
 
     def _log_worst(self) -> None:
         """Log the epoch's highest-loss validation samples from every rank (rank zero writes)."""
+        if self.trainer.sanity_checking:  # nothing was kept; every rank skips alike
+            return
         rows = self._worst
         if self.trainer.world_size > 1:
             gathered: list[Any] = [None] * self.trainer.world_size
             torch.distributed.all_gather_object(gathered, rows)
             rows = [row for part in gathered for row in part]
         rows = sorted(rows, key=lambda row: -row[0])[: self.worst_samples]
-        if rows and not self.trainer.sanity_checking:
+        if rows:
             columns = ["input", "true", "predicted", "probability", "loss"]
             table = [
                 [sample, true, pred, round(p, 4), round(loss, 4)]

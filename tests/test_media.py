@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from callbacks.media import log_histogram, log_image, log_table
+from tasks.cli import cli
 
 
 def test_without_a_logger_media_are_files_in_the_run_dir(tmp_path: Path) -> None:
@@ -60,3 +62,21 @@ def test_dummy_logger_and_failures_write_nothing(tmp_path: Path) -> None:
     trainer.loggers = []
     with pytest.warns(UserWarning, match="Could not log image 'broken'"):
         log_image(trainer, "broken", "not an image")  # warns, never raises
+
+
+def test_worst_samples_table_holds_the_highest_losses() -> None:
+    config = Path(__file__).parents[1] / "configs" / "face_expression.yaml"
+    args = ["fit", "-c", str(config), "--trainer.logger=false", "--trainer.max_epochs=1"]
+    cli([*args, "--data.init_args.demo_per_class=16", "--trainer.limit_train_batches=2"])
+    table = Path("runs/media/val_worst_samples.csv")
+    with table.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 8  # `worst_samples` of the 16 validation crops
+    losses = [float(row["loss"]) for row in rows]
+    assert losses == sorted(losses, reverse=True)
+    classes = {"frown", "neutral", "smile", "surprise"}
+    for row in rows:
+        assert {row["true"], row["predicted"]} <= classes
+        # The loss is -log p(true class), and p(true) <= p(predicted).
+        assert float(row["loss"]) >= -math.log(float(row["probability"])) - 1e-3
+        assert (table.parent / row["input"]).is_file()
