@@ -16,8 +16,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
-# Caches (tokenised IMDB, ...) go to a throwaway folder, never the user's ~/.cache.
+# Caches (tokenised IMDB, ...) go to a throwaway folder, never the user's ~/.cache; so do W&B's
+# staged artifacts (offline tables with images) and settings, never ~/.local/share or ~/.config.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="zoo-test-cache-")
+for _name in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+    os.environ[_name] = str(Path(os.environ["XDG_CACHE_HOME"]) / _name.lower())
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
