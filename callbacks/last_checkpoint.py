@@ -1,15 +1,62 @@
-"""`last.ckpt` as the latest state: written at every epoch end, and every N steps if asked."""
+"""`last.ckpt` as the latest state: written at every epoch end, and every N steps if asked.
+
+Every checkpoint file is written atomically (`AtomicCheckpointIO`), so a crash while writing
+leaves the previous one whole.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
+import torch
+from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from typing_extensions import override
 
 from callbacks.media import run_dir
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write a checkpoint beside its target, sync it to disk, then rename it into place.
+
+    Lightning's own save goes through an fsspec transaction whose temporary file lies in
+    `$TMPDIR`; when that is another filesystem (a tmpfs `/tmp`, a node-local disk under a
+    shared run folder) the final move is a copy, and a crash during it leaves a truncated
+    checkpoint where the previous one was. Here the temporary file is `.<name>.partial` in the
+    same folder, so the rename is atomic: a reader sees the old file or the new one, whole. A
+    crash leaves at most the `.partial` file, overwritten by the next save. Remote URLs
+    (`s3://...`) are left to Lightning.
+    """
+
+    @override
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+    ) -> None:
+        if "://" in str(path):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        if storage_options is not None:
+            raise TypeError(
+                f"storage_options is not supported for local files, got {storage_options}"
+            )
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        with open(partial, "wb") as file:
+            torch.save(checkpoint, file)
+            file.flush()
+            os.fsync(file.fileno())  # the bytes are on disk before the name points at them
+        os.replace(partial, path)
+        if hasattr(os, "O_DIRECTORY"):  # POSIX: make the rename itself durable
+            folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
 
 
 class LastCheckpoint(Checkpoint):
@@ -21,6 +68,8 @@ class LastCheckpoint(Checkpoint):
     training epoch and, with `every_n_train_steps`, during the epoch too, so a crash loses at
     most that many steps. The folder is `dirpath`, else the `ModelCheckpoint`'s folder, else
     `<run dir>/checkpoints` (`callbacks.media.run_dir`), so `--ckpt_path last` finds it.
+    Unless the trainer has a checkpoint plugin of its own, every checkpoint of the run is
+    written with `AtomicCheckpointIO`.
     Lightning runs checkpoint callbacks after all others, so the saved callback states are
     those of the finished step.
 
@@ -46,6 +95,12 @@ class LastCheckpoint(Checkpoint):
             if isinstance(callback, ModelCheckpoint) and callback.dirpath:
                 return Path(callback.dirpath) / self.FILENAME
         return run_dir(trainer) / "checkpoints" / self.FILENAME
+
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Write this run's checkpoints atomically (the strategy's default plugin only)."""
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
 
     def _save(self, trainer: Trainer) -> None:
         if trainer.fast_dev_run or trainer.sanity_checking:

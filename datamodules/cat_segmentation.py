@@ -24,7 +24,6 @@ from datamodules.common import (
     check_model_classes,
     check_val_split,
     make_loader,
-    ranks,
 )
 from datamodules.images import Skipped, eval_transform, load_image, readable_images
 from datamodules.masks import (
@@ -213,7 +212,7 @@ class CatSegmentationDataModule(LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         dataset, size, workers = self.datasets[split], self.batch_size, self.num_workers
-        return make_loader(dataset, size, workers, shuffle, collate, world=ranks(self))
+        return make_loader(dataset, size, workers, shuffle, collate, trainer=self.trainer)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled, augmented training batches."""

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
-from lightning.pytorch import LightningDataModule
+from lightning.pytorch import Trainer
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_only
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules.samplers import ShuffleSampler
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -31,9 +37,8 @@ def check_model_classes(
         )
 
 
-def ranks(datamodule: LightningDataModule) -> tuple[int, int]:
-    """(world size, global rank) of the trainer `datamodule` is attached to; (1, 0) alone."""
-    trainer = datamodule.trainer
+def ranks(trainer: Trainer | None) -> tuple[int, int]:
+    """(world size, global rank) of `trainer`; (1, 0) without one (a datamodule used alone)."""
     return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
 
 
@@ -43,28 +48,107 @@ def make_loader(
     num_workers: int,
     train: bool = False,
     collate_fn: Callable | None = None,
-    sampler: Sampler | None = None,
-    world: tuple[int, int] = (1, 0),
+    sampler: ShuffleSampler | None = None,
+    trainer: Trainer | None = None,
 ) -> DataLoader:
     """The zoo's DataLoader; workers persist across epochs.
 
-    Training shuffles (unless a `sampler` orders the samples) and drops a last partial batch.
-    Evaluation under several processes (`world` = (world size, rank), see `ranks`) gives each
-    rank its own slice of the samples, each sample exactly once: Lightning's default
-    `DistributedSampler` would pad the last slice with repeats, which count twice in metrics.
+    Training draws its order from a `ShuffleSampler` (or the given one, e.g. length buckets)
+    seeded with the run's seed, drops a last partial batch, and resumes mid-epoch
+    (`ResumableLoader`). Evaluation under several processes gives each rank its own slice of
+    the samples, each sample exactly once: Lightning's default `DistributedSampler` would pad
+    the last slice with repeats, which count twice in metrics.
     """
-    if not train and sampler is None and world[0] > 1:
+    world = ranks(trainer)
+    if train:
+        # `seed_everything` (the config's `seed_everything`) exports the run's seed
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        sampler = sampler or ShuffleSampler(len(dataset), seed, *world)
+        return ResumableLoader(
+            dataset,
+            trainer,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0,
+            collate_fn=collate_fn,
+            drop_last=len(sampler) > batch_size,
+        )
+    if sampler is None and world[0] > 1:
         sampler = UnrepeatedDistributedSampler(dataset, *world, shuffle=False)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=train and sampler is None,
         sampler=sampler,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
         collate_fn=collate_fn,
-        drop_last=train and len(dataset) > batch_size,
     )
+
+
+class ResumableLoader(DataLoader):
+    """A training DataLoader that a run resumed mid-epoch continues where it stopped.
+
+    Lightning keeps `state_dict()` in every checkpoint and hands it back to `load_state_dict`
+    when it resumes mid-epoch. The state is how many samples this epoch's finished batches took
+    and the random number generators' states after them. On resume the sampler skips those
+    samples (same epoch, same order: `ShuffleSampler`) and the generators are set back just
+    before the next batch is drawn, so with `num_workers=0` the resumed run repeats the
+    uninterrupted one step for step (dropout, augmentation); worker processes draw their own
+    seeds, so with workers only the batches repeat. The trainer says where training stands.
+    """
+
+    def __init__(self, dataset: Dataset, trainer: Trainer | None, **kwargs: Any) -> None:
+        super().__init__(dataset, **kwargs)
+        self.trainer = trainer
+        self._rng_states: dict[str, Any] | None = None
+
+    def __iter__(self) -> Iterator:
+        # Before the iterator: workers take indices at once. Lightning may have swapped the
+        # sampler for a SequentialSampler (`overfit_batches`), which has no epochs.
+        if self.trainer is not None and isinstance(self.sampler, ShuffleSampler):
+            self.sampler.set_epoch(self.trainer.current_epoch)
+        iterator = super().__iter__()
+        if self._rng_states is not None:  # after it: creating it draws a seed
+            _set_rng_states(self._rng_states)
+            self._rng_states = None
+        return iterator
+
+    def state_dict(self) -> dict[str, Any]:
+        """Samples taken by this epoch's finished batches, and the generators' states."""
+        done = 0
+        if self.trainer is not None:
+            done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"samples_done": done * self.batch_size, "rng": _collect_rng_states()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Start the next pass after the samples already trained on; restore the generators."""
+        if isinstance(self.sampler, ShuffleSampler):
+            self.sampler.resume_at(state["samples_done"])
+        self._rng_states = state["rng"]
+
+
+def _collect_rng_states() -> dict[str, Any]:
+    """The generators a step may draw from, as tensors and primitives (`weights_only` loads)."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state()  # this rank's device
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    kind, keys, position, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state(states["cuda"])
 
 
 def check_val_split(val_split: float) -> float:

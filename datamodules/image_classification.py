@@ -20,7 +20,6 @@ from datamodules.common import (
     labels_from_folders,
     make_loader,
     print_audit,
-    ranks,
     stratified_split,
 )
 from datamodules.images import (
@@ -259,7 +258,9 @@ class ImageClassificationDataModule(LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         dataset = self.datasets[split]
-        return make_loader(dataset, self.batch_size, self.num_workers, shuffle, world=ranks(self))
+        return make_loader(
+            dataset, self.batch_size, self.num_workers, shuffle, trainer=self.trainer
+        )
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled, augmented training batches of (images, labels, names)."""

@@ -290,7 +290,7 @@ class ImdbDataModule(LightningDataModule):
         # Only what `setup` built: Lightning's `__str__` calls every loader method.
         dataset = self.datasets[split]
         pad_to = self.max_length if self.fixed_padding else None
-        sampler, world = None, ranks(self)
+        sampler, world = None, ranks(self.trainer)
         if train and self.bucketing and not self.fixed_padding:
             lengths = dataset.split.lengths(self.max_length)
             sampler = LengthBucketSampler(
@@ -298,7 +298,7 @@ class ImdbDataModule(LightningDataModule):
             )
         collate = functools.partial(pad_batch, pad_to=pad_to)
         return make_loader(
-            dataset, self.batch_size, self.num_workers, train, collate, sampler, world
+            dataset, self.batch_size, self.num_workers, train, collate, sampler, self.trainer
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -331,7 +331,7 @@ class SummarizationDataModule(LightningDataModule):
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         # Only what `setup` built: Lightning's `__str__` calls every loader method.
         dataset = self.datasets[split]
-        sampler, world = None, ranks(self)
+        sampler, world = None, ranks(self.trainer)
         if train and self.bucketing:
             lengths = np.diff(dataset.sources.offsets)
             sampler = LengthBucketSampler(
@@ -340,7 +340,7 @@ class SummarizationDataModule(LightningDataModule):
         pad_id = self.tokenizer.pad_token_id or 0
         collate = functools.partial(collate_pairs, pad_id=pad_id)
         return make_loader(
-            dataset, self.batch_size, self.num_workers, train, collate, sampler, world
+            dataset, self.batch_size, self.num_workers, train, collate, sampler, self.trainer
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DistributedSampler
+
+from datamodules.samplers import ShuffleSampler
 
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1
 LABEL_PAD = -100  # label padding that cross-entropy skips (summaries: padded target tokens)
@@ -113,18 +114,17 @@ def pad_batch(
     }
 
 
-class LengthBucketSampler(DistributedSampler):
+class LengthBucketSampler(ShuffleSampler):
     """Shuffled indices in which each run of `batch_size` has similar lengths: less padding.
 
     Every epoch: shuffle, cut into chunks of `batch_size * bucket_batches`, sort each chunk by
     length, cut into batches, shuffle the batches (the one short batch goes last, so DataLoader
-    batches line up with ours). The order depends on `(seed, epoch)`; Lightning sets the epoch
-    (`set_epoch`), so a resumed run sees the same order, and alone it advances once per pass.
+    batches line up with ours). The order depends on `(seed, epoch)` (`ShuffleSampler`: the
+    same after a resume, which can start mid-epoch).
 
     Under DDP (`num_replicas` > 1) every rank draws the same batches and takes every
     `num_replicas`-th full one, wrapping round so all ranks run the same number of steps: whole
-    buckets are dealt out, not single indices. It is a `DistributedSampler`, so Lightning keeps
-    it instead of wrapping it in one that would reshuffle the indices and undo the buckets.
+    buckets are dealt out, not single indices.
     """
 
     def __init__(
@@ -136,7 +136,7 @@ class LengthBucketSampler(DistributedSampler):
         num_replicas: int = 1,
         rank: int = 0,
     ) -> None:
-        super().__init__(range(len(lengths)), num_replicas, rank, shuffle=True, seed=seed)
+        super().__init__(len(lengths), seed, num_replicas, rank)
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.bucket_batches = bucket_batches
@@ -144,20 +144,19 @@ class LengthBucketSampler(DistributedSampler):
     def __len__(self) -> int:
         if self.num_replicas == 1:
             return len(self.lengths)
-        return sum(len(batch) for batch in self._shard(self._batches(advance=False)))
+        return sum(len(batch) for batch in self._shard(self._batches(self._rng())))
 
-    def __iter__(self) -> Iterator[int]:
-        batches = self._batches()
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng((self.seed, self.epoch))
+
+    def _order(self, rng: np.random.Generator) -> list[int]:
+        batches = self._batches(rng)
         if self.num_replicas > 1:
             batches = self._shard(batches)
-        for batch in batches:
-            yield from batch.tolist()
+        return [i for batch in batches for i in batch.tolist()]
 
-    def _batches(self, advance: bool = True) -> list[np.ndarray]:
+    def _batches(self, rng: np.random.Generator) -> list[np.ndarray]:
         """This epoch's batches: full ones shuffled, then the one short batch, if any."""
-        rng = np.random.default_rng((self.seed, self.epoch))
-        if advance:
-            self.epoch += 1
         order = rng.permutation(len(self.lengths))
         chunk = self.batch_size * self.bucket_batches
         batches = []

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
+import yaml
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -32,6 +33,7 @@ import callbacks  # noqa: F401 - registers the callbacks for short class names
 import datamodules  # noqa: F401 - registers the datamodules for short class names
 import tasks  # noqa: F401 - registers the tasks for short class names
 from callbacks.finite_loss import FiniteLoss, NonFiniteLossError
+from callbacks.last_checkpoint import LastCheckpoint
 from callbacks.media import run_dir
 from callbacks.prediction_writer import PredictionWriter
 from callbacks.run_summary import RunSummary
@@ -187,10 +189,21 @@ class ZooCLI(LightningCLI):
                 logger.init_args.name = names[kind]
 
     def before_fit(self) -> None:
-        """Add `FiniteLoss` (stop at a NaN loss) and `RunSummary` unless the config has them."""
+        """Add `FiniteLoss` (stop at a NaN loss) and `RunSummary` unless the config has them.
+
+        `--ckpt_path last` resumes this task's newest `last.ckpt` (`latest_last_checkpoint`).
+        """
         for callback in (FiniteLoss, RunSummary):
             if not any(isinstance(c, callback) for c in self.trainer.callbacks):
                 self.trainer.callbacks.append(callback())
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") == "last":
+            path = latest_last_checkpoint(self.trainer, type(self.model))
+            if path is None:
+                rank_zero_info("--ckpt_path last: no earlier run of this task; starting afresh.")
+            else:
+                rank_zero_info(f"--ckpt_path last: resuming from {path}")
+            config["ckpt_path"] = None if path is None else str(path)
 
     def _quiet_checkpoint_restore(self) -> None:
         # validate/test/predict write no checkpoints, so ModelCheckpoint's warning on restore
@@ -244,6 +257,30 @@ class RunConfigSaver(SaveConfigCallback):
                 if isinstance(logger, WandbLogger):
                     logger.experiment.config.update(self.config.as_dict(), allow_val_change=True)
         self.already_saved = True
+
+
+def latest_last_checkpoint(trainer: Trainer, task: type[LightningModule]) -> Path | None:
+    """The newest `last.ckpt` of an earlier run of `task` beside this run's folder, if any.
+
+    Lightning's own `ckpt_path="last"` looks only in this run's checkpoint folder, which is a
+    new `version_<N>` (or W&B run id) each run, so it would start afresh. Runs are the sibling
+    folders `<save_dir>/<name>/*` (`callbacks.media.run_dir`); W&B's are shared by every
+    application of the project, so a run counts only when its `config.yaml` names this task.
+    """
+    found = [c.path(trainer) for c in trainer.checkpoint_callbacks if isinstance(c, LastCheckpoint)]
+    if trainer.loggers:
+        found += run_dir(trainer).parent.glob(f"*/checkpoints/{LastCheckpoint.FILENAME}")
+    task_name = task.__name__
+
+    def of_task(path: Path) -> bool:
+        config = path.parent.parent / "config.yaml"
+        if not config.is_file():
+            return True  # not written by `zoo`: the folder is the only clue
+        class_path = (yaml.safe_load(config.read_text()) or {}).get("model", {}).get("class_path")
+        return str(class_path).rpartition(".")[2] == task_name
+
+    found = [path for path in found if path.is_file() and of_task(path)]
+    return max(found, key=lambda path: path.stat().st_mtime, default=None)
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, TensorDataset
 
-from callbacks.last_checkpoint import LastCheckpoint
+from callbacks.last_checkpoint import AtomicCheckpointIO, LastCheckpoint
 
 
 class NeverImproves(LightningModule):
@@ -78,3 +84,85 @@ def test_folder_follows_model_checkpoint_or_the_run(tmp_path: Path) -> None:
     assert LastCheckpoint(dirpath="elsewhere").path(trainer) == Path("elsewhere/last.ckpt")
     with pytest.raises(ValueError, match="every_n_train_steps"):
         LastCheckpoint(every_n_train_steps=-1)
+
+
+# A child process that overwrites `path` with a new checkpoint and stalls at `when` (after the
+# first write call, or after all bytes are written but before they are synced and renamed).
+_WRITER = """
+import builtins, os, sys, time
+import torch
+from callbacks.last_checkpoint import AtomicCheckpointIO
+
+path, marker, when = sys.argv[1:]
+
+
+def stall(*args):
+    open(marker, "w").close()
+    time.sleep(600)
+
+
+class StallingFile:
+    def __init__(self, file):
+        self.file, self.writes = file, 0
+
+    def write(self, data):
+        self.writes += 1
+        if self.writes == 2:
+            self.file.flush()  # the first bytes reach the file
+            stall()
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+if when == "mid-write":
+    real_open = builtins.open
+    builtins.open = lambda *a, **k: StallingFile(real_open(*a, **k))
+else:
+    os.fsync = stall
+new = {"state_dict": {"w": torch.full((1_000_000,), 2.0)}, "global_step": 20}
+AtomicCheckpointIO().save_checkpoint(new, path)
+"""
+
+
+@pytest.mark.parametrize("when", ["mid-write", "before-rename"])
+def test_a_kill_during_the_write_leaves_the_previous_checkpoint(tmp_path: Path, when: str) -> None:
+    path, marker = tmp_path / "last.ckpt", tmp_path / "stalled"
+    old = {"state_dict": {"w": torch.ones(3)}, "global_step": 10}
+    AtomicCheckpointIO().save_checkpoint(old, path)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    args = [sys.executable, "-c", _WRITER, str(path), str(marker), when]
+    writer = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert writer.poll() is None, writer.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    writer.send_signal(signal.SIGKILL)
+    assert writer.wait(timeout=30) == -signal.SIGKILL
+
+    assert (tmp_path / ".last.ckpt.partial").stat().st_size > 0  # killed while writing it
+    kept = torch.load(path, weights_only=True)
+    assert kept["global_step"] == 10
+    torch.testing.assert_close(kept["state_dict"]["w"], torch.ones(3))
+
+
+def test_the_run_writes_through_the_atomic_plugin_unless_it_has_its_own(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, epochs=1)
+    trainer.fit(NeverImproves(), _loader(), _loader())
+    assert type(trainer.strategy.checkpoint_io) is AtomicCheckpointIO
+    assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
+
+    class OwnIO(TorchCheckpointIO):
+        pass
+
+    own = Trainer(max_epochs=1, logger=False, callbacks=[LastCheckpoint()], plugins=[OwnIO()])
+    own.fit(NeverImproves(), _loader(), _loader())
+    assert type(own.strategy.checkpoint_io) is OwnIO
