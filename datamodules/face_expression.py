@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from lightning.pytorch.utilities import rank_zero_warn
@@ -75,33 +76,23 @@ class FaceExpressionDataModule(ImageClassificationDataModule):
     def _read_fer2013(self, path: Path) -> ImageSource:
         rows: dict[str, tuple[list[np.ndarray], list[int], list[str]]] = {}
         bad: list[str] = []
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            missing = {"emotion", "pixels"} - set(reader.fieldnames or ())
-            if missing:
+        # Bad bytes become U+FFFD and fail their row's parse below; a byte-order mark is dropped.
+        with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+            reader = csv.DictReader(handle, strict=True)
+            try:
+                missing = {"emotion", "pixels"} - set(reader.fieldnames or ())
+                if missing:
+                    raise ValueError(
+                        f"{path} lacks column(s) {sorted(missing)}; FER2013 CSVs have the "
+                        "header 'emotion,pixels,Usage' (Usage optional)."
+                    )
+                for row in reader:
+                    self._add_fer2013_row(row, f"{path.name}:{reader.line_num}", rows, bad)
+            except csv.Error as error:
                 raise ValueError(
-                    f"{path} lacks column(s) {sorted(missing)}; FER2013 CSVs have the header "
-                    f"'emotion,pixels,Usage' (Usage optional)."
-                )
-            for line, row in enumerate(reader, start=2):
-                split = FER2013_SPLITS.get(row.get("Usage") or "Training")
-                try:
-                    label = int(row["emotion"])
-                    pixels = np.array(row["pixels"].split(), dtype=np.uint8)
-                except (ValueError, AttributeError):
-                    pixels, label = None, -1
-                if (
-                    split is None
-                    or pixels is None
-                    or pixels.size != FER2013_SIDE**2
-                    or not (0 <= label < len(FER2013_CLASSES))
-                ):
-                    bad.append(f"line {line}")
-                    continue
-                images, labels, names = rows.setdefault(split, ([], [], []))
-                images.append(pixels.reshape(FER2013_SIDE, FER2013_SIDE, 1))
-                labels.append(label)
-                names.append(f"{path.name}:{line}")
+                    f"{path}:{reader.line_num}: malformed CSV ({error}). FER2013 rows are "
+                    "'<emotion 0-6>,\"<2304 pixel values>\",<Usage>'."
+                ) from error
         if bad:
             rank_zero_warn(
                 f"Skipped {len(bad)} FER2013 row(s) with an unknown emotion/Usage or not "
@@ -114,6 +105,34 @@ class FaceExpressionDataModule(ImageClassificationDataModule):
         return ImageSource(
             list(FER2013_CLASSES), self.hold_out_val(splits), 1, f"FER2013 CSV {path}"
         )
+
+    @staticmethod
+    def _add_fer2013_row(
+        row: dict[str | None, Any],
+        source: str,
+        rows: dict[str, tuple[list[np.ndarray], list[int], list[str]]],
+        bad: list[str],
+    ) -> None:
+        """Add one CSV row to its split in `rows`, or its source to `bad`."""
+        split = FER2013_SPLITS.get(row.get("Usage") or "Training")
+        try:
+            label = int(row["emotion"])
+            pixels = np.array(row["pixels"].split(), dtype=np.uint8)
+        except (ValueError, AttributeError, OverflowError):  # not numbers, missing, > 255
+            pixels, label = None, -1
+        if (
+            split is None
+            or None in row  # more fields than the header
+            or pixels is None
+            or pixels.size != FER2013_SIDE**2
+            or not (0 <= label < len(FER2013_CLASSES))
+        ):
+            bad.append(source)
+            return
+        images, labels, names = rows.setdefault(split, ([], [], []))
+        images.append(pixels.reshape(FER2013_SIDE, FER2013_SIDE, 1))
+        labels.append(label)
+        names.append(source)
 
     def train_transform(self) -> Callable:
         """Small crops, flips and lighting changes, then the eval transform."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,12 +85,24 @@ def label_parser(class_names: Sequence[str], aliases: Mapping[str, int] = {}) ->
 
 
 def decode(data: bytes, source: str, report: ReadReport) -> str:
-    """UTF-8 text; undecodable bytes become U+FFFD and the source is counted."""
+    """UTF-8 text, without the byte-order mark Excel writes; bad bytes become U+FFFD, counted."""
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         report.replaced.append(source)
-        return data.decode("utf-8", errors="replace")
+        return data.decode("utf-8-sig", errors="replace")
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as `wc -l` counts them (LF or CRLF).
+
+    Not `str.splitlines`, which also splits at U+2028, form feeds and other separators that
+    scraped text contains.
+    """
+    lines = text.split("\n")
+    if lines[-1] == "":  # the file ends with a newline
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
 
 
 def add_text(split: TextSplit, text: str, label: int, source: str, report: ReadReport) -> None:
@@ -255,20 +268,40 @@ def _check_columns(where: Any, columns: Sequence[str], required: Sequence[str]) 
 
 
 def _csv_rows(path: Path, report: ReadReport) -> tuple[list[str], Iterable[tuple[str, dict]]]:
-    """Header and (source, row) pairs of a CSV/TSV; rows longer than the header are counted."""
+    """Header and (source, row) pairs of a CSV/TSV; rows longer than the header are counted.
+
+    Strict parsing: a stray or unclosed quote is an error naming the line, where the lenient
+    default would swallow every following row into one field.
+    """
+    csv.field_size_limit(2**31 - 1)  # long documents: the default stops at 128 KiB per field
     reader = csv.DictReader(
-        io.StringIO(decode(path.read_bytes(), str(path), report)),
+        io.StringIO(decode(path.read_bytes(), str(path), report), newline=""),
         delimiter="\t" if path.suffix.lower() == ".tsv" else ",",
+        strict=True,
     )
-    columns = list(reader.fieldnames or [])
+
+    def malformed(error: csv.Error) -> ValueError:
+        return ValueError(
+            f"{path}:{reader.line_num}: malformed CSV ({error}). A text with a quote, comma, tab "
+            "or line break must be quoted, with inner quotes doubled (as spreadsheet programs "
+            "and `csv.writer` write it)."
+        )
+
+    try:
+        columns = list(reader.fieldnames or [])
+    except csv.Error as error:
+        raise malformed(error) from error
 
     def rows() -> Iterable[tuple[str, dict]]:
-        for row in reader:
-            source = f"{path}:{reader.line_num}"
-            if None in row:  # DictReader keeps fields beyond the header under the key None
-                report.extra_fields.append(source)
-                continue
-            yield source, row
+        try:
+            for row in reader:
+                source = f"{path}:{reader.line_num}"
+                if None in row:  # DictReader keeps fields beyond the header under the key None
+                    report.extra_fields.append(source)
+                    continue
+                yield source, row
+        except csv.Error as error:
+            raise malformed(error) from error
 
     return columns, rows()
 
@@ -276,10 +309,47 @@ def _csv_rows(path: Path, report: ReadReport) -> tuple[list[str], Iterable[tuple
 def _dataset_rows(path: Path) -> tuple[list[str], Iterable[tuple[str, dict]]]:
     """Header and (source, row) pairs of a JSONL/Parquet file, read by `datasets`."""
     import datasets
+    from datasets.exceptions import DatasetGenerationError
 
     builder = "parquet" if path.suffix.lower() == ".parquet" else "json"
-    table = datasets.load_dataset(builder, data_files=str(path), split="train")
+    try:
+        table = datasets.load_dataset(builder, data_files=str(path), split="train")
+    except (DatasetGenerationError, UnicodeDecodeError, ValueError) as error:  # ValueError: no rows
+        if builder == "json":
+            raise ValueError(f"{path}: {_json_problem(path)}") from error
+        raise ValueError(f"{path} is not a readable Parquet file: {error}") from error
     return table.column_names, ((f"{path}[{i}]", row) for i, row in enumerate(table))
+
+
+def _json_problem(path: Path) -> str:
+    """What is wrong with a JSON/JSONL file `datasets` could not read: the first bad line."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        return f"line {line} is not UTF-8 ({error.reason}). Save the file as UTF-8."
+    fix = 'Each line of a JSONL file must be one JSON object: {"text": ..., "label": ...}.'
+    if path.suffix.lower() == ".json":
+        try:
+            json.loads(text)
+            return f"its records do not form a table (one object per record). {fix}"
+        except json.JSONDecodeError:
+            pass  # JSON lines named .json
+    fields = set()
+    for number, line in enumerate(split_lines(text), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            return f"line {number} is not valid JSON ({error.msg}, column {error.colno}). {fix}"
+        if not isinstance(record, dict):
+            return f"line {number} is a JSON {type(record).__name__}, not an object. {fix}"
+        fields.update(record)
+    if not fields:
+        return f"it holds no records with fields. {fix}"
+    return f"its records have clashing types (a list in one, text in another). {fix}"
 
 
 def read_table(
@@ -382,7 +452,7 @@ def read_texts(
         )
     elif path.is_file():
         data = TextSplit([], [], [])
-        lines = decode(path.read_bytes(), str(path), report).splitlines()
+        lines = split_lines(decode(path.read_bytes(), str(path), report))
         for number, line in enumerate(lines, start=1):
             add_text(data, line, -1, f"{path}:{number}", report)
     else:
