@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -190,3 +193,49 @@ def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tasks.cli, "cli", from_a_library)
     with pytest.raises(ValueError, match="outside"):
         main(["fit"])
+
+
+def _hub_lookup(what: str) -> tuple[Callable[[], object], str]:
+    """One way a hub name reaches the network: the call, and the name its message must give."""
+    from datamodules.news import NewsDataModule
+    from datamodules.summarization import SummarizationDataModule
+    from datamodules.text_table import ReadReport, label_parser, read_hf
+    from tasks.bart_summarization import BartSummarizationTask
+    from tasks.bert_news import BertNewsTask
+    from tasks.logo import LogoTask
+
+    bert, bart = "bert-base-uncased", "facebook/bart-base"
+    datasets = {"AG News": "fancyzhx/ag_news", "IMDB": "stanfordnlp/imdb"}
+    datasets["CNN/DailyMail"] = "abisee/cnn_dailymail"
+    if what in datasets:
+        name = datasets[what]
+        config = "3.0.0" if what == "CNN/DailyMail" else None
+        parse = label_parser(["a"])
+        return lambda: read_hf(name, "text", "label", parse, ReadReport(), config=config), name
+    return {
+        "tokenizer": (lambda: NewsDataModule(pretrained=bert).tokenizer, bert),
+        "encoder": (lambda: BertNewsTask(pretrained=bert), bert),
+        "BART tokenizer": (lambda: SummarizationDataModule(pretrained=bart).tokenizer, bart),
+        "BART": (lambda: BartSummarizationTask(pretrained=bart), bart),
+        "ImageNet weights": (lambda: LogoTask(["a", "b"], pretrained=True), "efficientnet_b0"),
+    }[what]
+
+
+HUB_LOOKUPS = ["tokenizer", "encoder", "BART tokenizer", "BART", "AG News", "IMDB",
+               "CNN/DailyMail", "ImageNet weights"]  # fmt: skip
+
+
+@pytest.mark.parametrize("what", HUB_LOOKUPS)
+def test_offline_every_hub_name_fails_at_once(
+    what: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline (HF_HUB_OFFLINE=1, set by conftest; no network for torchvision here either), each
+    lookup fails with our message naming what to download, without retries: a hang or a retry
+    loop with backoff would take far longer than the bound."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    call, name = _hub_lookup(what)
+    start = time.perf_counter()
+    with pytest.raises(OSError, match=re.escape(name)) as raised:
+        call()
+    assert time.perf_counter() - start < 10
+    assert tasks.cli.raised_on_purpose(raised.value)
