@@ -152,6 +152,12 @@ class CatSegmentationDataModule(LightningDataModule):
             for split, items in hold_out(pairs, self.val_split, self.seed).items()
         }
         skipped.report(str(self.root))
+        if not any(scan.pairs for scan in scans.values()):
+            raise ValueError(
+                f"{self.root} has no readable image with a readable mask ({len(skipped)} file(s) "
+                "skipped, see the warning above). Add images with masks, or replace the files "
+                "the warning names."
+            )
         modes = sum((scan.modes for scan in scans.values()), Counter())
         values = {int(v) for scan in scans.values() for vs in scan.values for v in vs}
         if layout == "oxford_pet":

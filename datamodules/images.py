@@ -34,7 +34,11 @@ class Skipped:
         return len(self.not_image) + len(self.unreadable)
 
     def admit(self, path: Path) -> tuple[tuple[int, int], str] | None:
-        """`image_info` of an image file; a non-image or unreadable file is counted, None."""
+        """`image_info` of an image file; a non-image or unreadable file is counted, None.
+
+        Raises:
+            ValueError: The image is larger than PIL will decode.
+        """
         if not is_image_file(path):
             self.not_image.append(path)
             return None
@@ -52,13 +56,21 @@ class Skipped:
 
 
 def image_info(path: Path) -> tuple[tuple[int, int], str] | None:
-    """(width, height) and PIL mode of an image from its header, or None when it is unreadable."""
+    """(width, height) and PIL mode of an image from its header, or None when it is unreadable.
+
+    Raises:
+        ValueError: The image is larger than PIL will decode (a possible decompression bomb).
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
             size, mode = image.size, image.mode
             image.verify()
+    except Image.DecompressionBombError as error:
+        raise ValueError(
+            f"{path}: {error} Downscale or tile the image, or remove it from the data."
+        ) from error
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
         return None
     return size, mode
@@ -134,7 +146,7 @@ def load_image(path: Path | str, channels: int) -> torch.Tensor:
     try:
         with Image.open(path) as image:
             array = np.asarray(image.convert("L" if channels == 1 else "RGB"))
-    except OSError as error:
+    except (OSError, Image.DecompressionBombError) as error:
         raise OSError(
             f"Cannot decode image {path}: {error}. Remove or replace the file."
         ) from error

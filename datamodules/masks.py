@@ -38,16 +38,22 @@ MaskKind = Literal["index", "binary255", "trimap"]
 def read_mask(path: Path) -> tuple[np.ndarray, str]:
     """A mask file as raw values (H, W) uint8, and "P" (class indices) or "L" (grey levels).
 
-    Palette PNGs give their indices. RGB masks painted in the VOC palette are mapped back to
-    indices; grey RGB masks give their grey level.
+    Palette PNGs give their indices. Colour masks (RGB, RGBA, CMYK) painted in the VOC palette
+    are mapped back to indices; grey colour masks give their grey level.
 
     Raises:
         OSError: The file cannot be decoded.
-        ValueError: Colours outside the VOC palette, or values above 255.
+        ValueError: Colours outside the VOC palette, values above 255, or a size PIL refuses.
     """
-    with Image.open(path) as image:
-        mode = image.mode
-        array = np.asarray(image.convert("RGB") if mode in ("RGB", "RGBA") else image)
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            colour = len(image.getbands()) >= 3
+            array = np.asarray(image.convert("RGB") if colour else image)
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"Mask {path}: {error} Export the mask at its image's size.") from error
+    except OSError as error:
+        raise OSError(f"Cannot decode mask {path}: {error}. Remove or replace the file.") from error
     if array.ndim == 3 and mode == "LA":
         array = array[..., 0]
     if array.ndim == 3:
@@ -81,8 +87,9 @@ def _colors_to_index(array: np.ndarray, path: Path) -> np.ndarray:
     found = sorted_codes[position] == codes
     if not found.all():
         y, x = np.argwhere(~found)[0]
+        colour = tuple(array[y, x].tolist())  # plain ints: numpy 2 shows np.uint8(128)
         raise ValueError(
-            f"Mask {path} has colour {tuple(array[y, x])} at (x={x}, y={y}), which is not in the "
+            f"Mask {path} has colour {colour} at (x={x}, y={y}), which is not in the "
             "VOC palette. Save masks as palette ('P' mode) or grey class-index PNGs; JPEG "
             "compression changes colours."
         )

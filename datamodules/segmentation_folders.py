@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,17 +39,14 @@ def voc_pairs(root: Path, skipped: Skipped) -> dict[str, list[tuple[Path, Path]]
             f"{root} is not a VOC-style folder: expected {root}/JPEGImages/ and "
             f"{root}/SegmentationClassPNG/ (a mask PNG per image, same file stem)."
         )
-    images = {}
-    for path in sorted(p for p in images_dir.iterdir() if p.is_file()):
-        if is_image_file(path):
-            images[path.stem] = path
-        else:
-            skipped.not_image.append(path)
-    masks = {p.stem: p for p in masks_dir.iterdir() if p.is_file() and is_image_file(p)}
+    files = sorted(p for p in images_dir.iterdir() if p.is_file())
+    skipped.not_image += [path for path in files if not is_image_file(path)]
+    images = _by_stem(path for path in files if is_image_file(path))
+    masks = _by_stem(sorted(p for p in masks_dir.iterdir() if p.is_file() and is_image_file(p)))
     lists = root / "ImageSets" / "Segmentation"
     if (lists / "train.txt").is_file():
         stems = {
-            split: [s for s in (lists / f"{split}.txt").read_text().split() if s]
+            split: _read_list(lists / f"{split}.txt")
             for split in ("train", "val", "test")
             if (lists / f"{split}.txt").is_file()
         }
@@ -69,6 +67,27 @@ def voc_pairs(root: Path, skipped: Skipped) -> dict[str, list[tuple[Path, Path]]
             f"list the images to use in {lists}/train.txt (and val.txt)."
         )
     return {split: [(images[s], masks[s]) for s in names] for split, names in stems.items()}
+
+
+def _by_stem(paths: Iterable[Path]) -> dict[str, Path]:
+    """Files by stem; images and masks pair by stem, so two files with one stem are an error."""
+    found: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in found:
+            raise ValueError(
+                f"{found[path.stem]} and {path} share the name {path.stem!r}; images and masks "
+                "are paired by file stem, so rename or remove one of them."
+            )
+        found[path.stem] = path
+    return found
+
+
+def _read_list(path: Path) -> list[str]:
+    """The stems listed in an `ImageSets/Segmentation/<split>.txt` file."""
+    try:  # utf-8-sig: lists saved by Windows editors often start with a BOM
+        return path.read_text(encoding="utf-8-sig").split()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error}). Save it as UTF-8.") from error
 
 
 PETS = {"cats": 0, "dogs": 1}  # the SPECIES column of Oxford-IIIT Pet's lists, minus one

@@ -39,8 +39,10 @@ def read_label_file(path: Path) -> list[str]:
     if not path.is_file():
         msg = f"{path}: labels file not found. Write `{BACKGROUND}`, then one class per line."
         raise FileNotFoundError(msg)
-    # utf-8-sig: labels files saved by Windows editors often start with a BOM
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    try:  # utf-8-sig: labels files saved by Windows editors often start with a BOM
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc}). Save it as UTF-8.") from exc
     names = [line.strip() for line in lines if line.strip()]
     if names[:1] == [IGNORE_LABEL]:
         names = names[1:]
@@ -82,10 +84,12 @@ def shapes_to_mask(
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
     for shape in shapes:
+        if not isinstance(shape, dict):
+            raise ValueError(f"{source}: shape {shape!r} is not an object with label and points.")
         label = shape.get("label")
         if label == IGNORE_LABEL:
             value = IGNORE_INDEX
-        elif label in class_ids:
+        elif isinstance(label, str) and label in class_ids:
             value = class_ids[label]
         else:
             raise ValueError(
@@ -93,12 +97,14 @@ def shapes_to_mask(
                 f"({', '.join(sorted(class_ids))}). Add it to labels.txt or fix the annotation."
             )
         kind = shape.get("shape_type") or "polygon"
-        if kind not in _MIN_POINTS:
+        if not isinstance(kind, str) or kind not in _MIN_POINTS:
             raise ValueError(f"{source}: shape_type {kind!r} (label {label!r}) is not supported.")
         try:
             xy = [(float(x), float(y)) for x, y in shape["points"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{source}: {kind} {label!r} has malformed points.") from exc
+        if not all(map(math.isfinite, (v for point in xy for v in point))):
+            raise ValueError(f"{source}: {kind} {label!r} has a point that is NaN or infinite.")
         need = _MIN_POINTS[kind]
         if len(xy) < need or (len(xy) > need and kind not in _OPEN_ENDED):
             need_text = f"at least {need}" if kind in _OPEN_ENDED else str(need)
@@ -112,7 +118,11 @@ def shapes_to_mask(
             if kind == "rectangle":
                 draw.rectangle(box, fill=value, outline=value)
             else:
-                canvas.paste(value, (int(box[0]), int(box[1])), _mask_bitmap(shape, source))
+                bitmap = _mask_bitmap(shape, source)
+                # paste takes C ints: clip the corner; a bitmap wholly outside stays outside
+                left = int(min(max(box[0], -bitmap.width), width))
+                top = int(min(max(box[1], -bitmap.height), height))
+                canvas.paste(value, (left, top), bitmap)
         elif kind in ("circle", "point"):
             cx, cy = xy[0]
             r = math.dist(xy[0], xy[1]) if kind == "circle" else POINT_RADIUS
@@ -152,7 +162,7 @@ class LabelmeReport:
 def _read_json(path: Path) -> dict[str, Any]:
     """Load a labelme JSON file or raise _SkipError."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # BOM: saved on Windows
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _SkipError(f"not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
@@ -173,10 +183,10 @@ def _load_image(data: dict[str, Any], json_path: Path) -> Image.Image:
         origin = str(image_path)
     else:
         raise _SkipError("neither imageData nor imagePath is set")
-    try:
+    try:  # b64decode's binascii.Error is a ValueError
         raw = image_path.read_bytes() if image_path else base64.b64decode(data["imageData"])
         return ImageOps.exif_transpose(Image.open(io.BytesIO(raw))).convert("RGB")
-    except (OSError, ValueError, TypeError, SyntaxError) as exc:  # binascii.Error is a ValueError
+    except (OSError, ValueError, TypeError, SyntaxError, Image.DecompressionBombError) as exc:
         raise _SkipError(f"cannot decode image from {origin} ({exc})") from exc
 
 
@@ -255,7 +265,14 @@ def _convert_into(
             continue
         width, height = image.size
         declared = (data.get("imageHeight"), data.get("imageWidth"))
-        if None not in declared and tuple(map(int, declared)) != (height, width):
+        try:
+            declared_size = None if None in declared else tuple(map(int, declared))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{path}: imageHeight and imageWidth must be whole numbers, got {declared[0]!r} "
+                f"and {declared[1]!r}. Re-open and save it in labelme, or fix the sizes."
+            ) from exc
+        if declared_size is not None and declared_size != (height, width):
             raise ValueError(
                 f"{path}: imageHeight x imageWidth is {declared[0]} x {declared[1]} but the image "
                 f"is {height} x {width}. Re-open and save it in labelme, or fix the sizes."
