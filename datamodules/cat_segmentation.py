@@ -171,11 +171,13 @@ class CatSegmentationDataModule(LightningDataModule):
 
     def _names_file(self) -> list[str] | None:
         path = self.root / "class_names.txt"
-        return (
-            [line.strip() for line in path.read_text().splitlines() if line.strip()]
-            if path.is_file()
-            else None
-        )
+        if not path.is_file():
+            return None
+        try:  # utf-8-sig: files saved by Windows editors often start with a BOM
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path}: not UTF-8 text ({error}). Save it as UTF-8.") from error
+        return [line.strip() for line in text.splitlines() if line.strip()]
 
     def _read_demo(self) -> SegmentationSource:
         from datamodules.demo.cats import make_cats
