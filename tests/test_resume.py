@@ -145,7 +145,7 @@ def test_sigkill_mid_epoch_then_resume_from_last(
     per_epoch = len(_steps(_logged(tmp_path / "runs/full/version_0"))) // EPOCHS
     stall_at = per_epoch + EVERY  # mid-epoch 1, after a mid-epoch save
     marker = tmp_path / "stalled"
-    stall = {"class_path": "tests.crash.StallAt", "init_args": {"step": stall_at}}
+    stall = {"class_path": "crash.StallAt", "init_args": {"step": stall_at}}
     stall["init_args"]["marker"] = str(marker)
     command = [
         sys.executable,
@@ -155,7 +155,11 @@ def test_sigkill_mid_epoch_then_resume_from_last(
         "-c",
         str(_config(tmp_path, app, "run", stall)),
     ]
-    env = {**os.environ, "PYTHONPATH": str(CONFIGS.parent)}
+    # the repository for `tasks`, this folder for `crash` (pytest puts it on sys.path here)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(CONFIGS.parent), str(Path(__file__).parent)]),
+    }
     run = subprocess.Popen(
         [*command, *APPS[app]], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
     )
@@ -177,7 +181,7 @@ def test_crash_mid_epoch_then_resume_from_last(
     cli(["fit", "-c", str(_config(tmp_path, app, "full")), *APPS[app]])
     per_epoch = len(_steps(_logged(tmp_path / "runs/full/version_0"))) // EPOCHS
     fail_at = per_epoch + EVERY
-    fail = {"class_path": "tests.crash.FailAt", "init_args": {"step": fail_at}}
+    fail = {"class_path": "crash.FailAt", "init_args": {"step": fail_at}}
     with pytest.raises(RuntimeError, match="crash test"):
         cli(["fit", "-c", str(_config(tmp_path, app, "run", fail)), *APPS[app]])
     _check_resumed(tmp_path, fail_at, _resume(tmp_path, app, lightning_info))
