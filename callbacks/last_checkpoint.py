@@ -7,9 +7,11 @@ leaves the previous one whole.
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch import LightningModule, Trainer
@@ -69,7 +71,10 @@ class LastCheckpoint(Checkpoint):
     most that many steps. The folder is `dirpath`, else the `ModelCheckpoint`'s folder, else
     `<run dir>/checkpoints` (`callbacks.media.run_dir`), so `--ckpt_path last` finds it.
     Unless the trainer has a checkpoint plugin of its own, every checkpoint of the run is
-    written with `AtomicCheckpointIO`.
+    written with `AtomicCheckpointIO`. Every checkpoint also keeps the random generators'
+    states (torch, CUDA, NumPy, Python); a resumed run sets them back before its first batch, so
+    with the training loader's order restored (`datamodules.common.ResumableLoader`) it repeats
+    the interrupted run's dropout and augmentation draws (with `num_workers=0`).
     Lightning runs checkpoint callbacks after all others, so the saved callback states are
     those of the finished step.
 
@@ -86,6 +91,7 @@ class LastCheckpoint(Checkpoint):
         self.dirpath = dirpath
         self.every_n_train_steps = every_n_train_steps
         self._saved_at_step = -1
+        self._restored_rng: dict[str, Any] | None = None
 
     def path(self, trainer: Trainer) -> Path:
         """Where `last.ckpt` goes for this trainer."""
@@ -112,6 +118,26 @@ class LastCheckpoint(Checkpoint):
         trainer.save_checkpoint(self.path(trainer), weights_only=False)
 
     @override
+    def state_dict(self) -> dict[str, Any]:
+        """The random generators' states, saved into every checkpoint of the run."""
+        return {"rng": _collect_rng_states()}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restored_rng = state_dict.get("rng")  # set back in on_train_start
+
+    @override
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Resuming: the generators as they were at the save, just before the next batch.
+
+        Later than the restore itself: a sanity check and the loaders' setup come in between
+        (the training loader draws nothing from them, `ResumableLoader`).
+        """
+        if self._restored_rng is not None:
+            _set_rng_states(self._restored_rng)
+            self._restored_rng = None
+
+    @override
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any
     ) -> None:
@@ -122,3 +148,26 @@ class LastCheckpoint(Checkpoint):
     @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._save(trainer)
+
+
+def _collect_rng_states() -> dict[str, Any]:
+    """The generators a step may draw from, as tensors and primitives (`weights_only` loads)."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state()  # this rank's device
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    kind, keys, position, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state(states["cuda"])

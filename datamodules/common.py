@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import random
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
@@ -67,6 +65,7 @@ def make_loader(
         return ResumableLoader(
             dataset,
             trainer,
+            seed,
             batch_size=batch_size,
             sampler=sampler,
             num_workers=num_workers,
@@ -90,65 +89,34 @@ class ResumableLoader(DataLoader):
     """A training DataLoader that a run resumed mid-epoch continues where it stopped.
 
     Lightning keeps `state_dict()` in every checkpoint and hands it back to `load_state_dict`
-    when it resumes mid-epoch. The state is how many samples this epoch's finished batches took
-    and the random number generators' states after them. On resume the sampler skips those
-    samples (same epoch, same order: `ShuffleSampler`) and the generators are set back just
-    before the next batch is drawn, so with `num_workers=0` the resumed run repeats the
-    uninterrupted one step for step (dropout, augmentation); worker processes draw their own
-    seeds, so with workers only the batches repeat. The trainer says where training stands.
+    when it resumes mid-epoch: how many samples this epoch's finished batches took, so the
+    sampler skips them (same epoch, same order: `ShuffleSampler`). The trainer says where
+    training stands. Its own `generator` seeds worker processes, so making an iterator draws
+    nothing from the global generators, which `LastCheckpoint` restores for exact resumes.
     """
 
-    def __init__(self, dataset: Dataset, trainer: Trainer | None, **kwargs: Any) -> None:
-        super().__init__(dataset, **kwargs)
+    def __init__(self, dataset: Dataset, trainer: Trainer | None, seed: int, **kwargs: Any) -> None:
+        super().__init__(dataset, generator=torch.Generator().manual_seed(seed), **kwargs)
         self.trainer = trainer
-        self._rng_states: dict[str, Any] | None = None
 
     def __iter__(self) -> Iterator:
         # Before the iterator: workers take indices at once. Lightning may have swapped the
         # sampler for a SequentialSampler (`overfit_batches`), which has no epochs.
         if self.trainer is not None and isinstance(self.sampler, ShuffleSampler):
             self.sampler.set_epoch(self.trainer.current_epoch)
-        iterator = super().__iter__()
-        if self._rng_states is not None:  # after it: creating it draws a seed
-            _set_rng_states(self._rng_states)
-            self._rng_states = None
-        return iterator
+        return super().__iter__()
 
     def state_dict(self) -> dict[str, Any]:
-        """Samples taken by this epoch's finished batches, and the generators' states."""
+        """The samples taken by this epoch's finished batches."""
         done = 0
         if self.trainer is not None:
             done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        return {"samples_done": done * self.batch_size, "rng": _collect_rng_states()}
+        return {"samples_done": done * self.batch_size}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Start the next pass after the samples already trained on; restore the generators."""
+        """Start the next pass after the samples already trained on."""
         if isinstance(self.sampler, ShuffleSampler):
             self.sampler.resume_at(state["samples_done"])
-        self._rng_states = state["rng"]
-
-
-def _collect_rng_states() -> dict[str, Any]:
-    """The generators a step may draw from, as tensors and primitives (`weights_only` loads)."""
-    kind, keys, position, has_gauss, gauss = np.random.get_state()
-    states = {
-        "torch": torch.get_rng_state(),
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state()  # this rank's device
-    return states
-
-
-def _set_rng_states(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    kind, keys, position, has_gauss, gauss = states["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
-    version, internal, gauss_next = states["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state(states["cuda"])
 
 
 def check_val_split(val_split: float) -> float:

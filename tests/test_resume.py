@@ -4,7 +4,8 @@ The resumed run must repeat the uninterrupted one step for step: the same batche
 skips what the epoch already trained on), the same random draws, learning rates, callback
 states and final weights; it may redo at most the `every_n_train_steps` steps after the last
 save, and counts none twice. One image task and one text task are SIGKILLed in a real
-subprocess; the other four stop with an exception in-process (cheaper) and resume the same way.
+subprocess; the other four stop with an exception in-process (cheaper) and resume the same way,
+and the first two again at an epoch end.
 """
 
 from __future__ import annotations
@@ -174,13 +175,19 @@ def test_sigkill_mid_epoch_then_resume_from_last(
     _check_resumed(tmp_path, stall_at, _resume(tmp_path, app, lightning_info))
 
 
-@pytest.mark.parametrize("app", [app for app in APPS if app not in KILLED])
-def test_crash_mid_epoch_then_resume_from_last(
-    tmp_path: Path, app: str, lightning_info: pytest.LogCaptureFixture
+IN_PROCESS = [(app, "mid-epoch") for app in APPS if app not in KILLED]
+IN_PROCESS += [("face_expression", "epoch end"), ("imdb_lstm", "epoch end")]
+
+
+@pytest.mark.parametrize(("app", "where"), IN_PROCESS)
+def test_crash_then_resume_from_last(
+    tmp_path: Path, app: str, where: str, lightning_info: pytest.LogCaptureFixture
 ) -> None:
+    """Mid-epoch: the loader's state; at an epoch end Lightning does not hand it back, and the
+    order and the random draws come from the epoch and `LastCheckpoint` alone."""
     cli(["fit", "-c", str(_config(tmp_path, app, "full")), *APPS[app]])
     per_epoch = len(_steps(_logged(tmp_path / "runs/full/version_0"))) // EPOCHS
-    fail_at = per_epoch + EVERY
+    fail_at = per_epoch + (EVERY if where == "mid-epoch" else 0)
     fail = {"class_path": "crash.FailAt", "init_args": {"step": fail_at}}
     with pytest.raises(RuntimeError, match="crash test"):
         cli(["fit", "-c", str(_config(tmp_path, app, "run", fail)), *APPS[app]])
