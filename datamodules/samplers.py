@@ -32,10 +32,14 @@ class ShuffleSampler(DistributedSampler):
         self.start = samples
 
     def __iter__(self) -> Iterator[int]:
-        order = self._order(np.random.default_rng((self.seed, self.epoch)))
+        order = self._order(self._rng())
         self.epoch += 1  # alone, the next pass is the next epoch; `set_epoch` overrides it
         start, self.start = self.start, 0
         return itertools.islice(iter(order), start, None)
+
+    def _rng(self) -> np.random.Generator:
+        """This epoch's generator: the same for every rank and after a resume."""
+        return np.random.default_rng((self.seed, self.epoch))
 
     def _order(self, rng: np.random.Generator) -> list[int]:
         """This rank's indices for one pass."""

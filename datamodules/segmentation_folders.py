@@ -41,8 +41,9 @@ def voc_pairs(root: Path, skipped: Skipped) -> dict[str, list[tuple[Path, Path]]
         )
     files = sorted(p for p in images_dir.iterdir() if p.is_file())
     skipped.not_image += [path for path in files if not is_image_file(path)]
-    images = _by_stem(path for path in files if is_image_file(path))
-    masks = _by_stem(sorted(p for p in masks_dir.iterdir() if p.is_file() and is_image_file(p)))
+    why = "images and masks are paired by file stem"
+    images = by_stem((path for path in files if is_image_file(path)), why)
+    masks = by_stem(sorted(p for p in masks_dir.iterdir() if p.is_file() and is_image_file(p)), why)
     lists = root / "ImageSets" / "Segmentation"
     if (lists / "train.txt").is_file():
         stems = {
@@ -69,14 +70,14 @@ def voc_pairs(root: Path, skipped: Skipped) -> dict[str, list[tuple[Path, Path]]
     return {split: [(images[s], masks[s]) for s in names] for split, names in stems.items()}
 
 
-def _by_stem(paths: Iterable[Path]) -> dict[str, Path]:
-    """Files by stem; images and masks pair by stem, so two files with one stem are an error."""
+def by_stem(paths: Iterable[Path], why: str) -> dict[str, Path]:
+    """Files by stem; two files with one stem are an error, `why` says why stems must differ."""
     found: dict[str, Path] = {}
     for path in paths:
         if path.stem in found:
             raise ValueError(
-                f"{found[path.stem]} and {path} share the name {path.stem!r}; images and masks "
-                "are paired by file stem, so rename or remove one of them."
+                f"{found[path.stem]} and {path} share the name {path.stem!r}; {why}, so rename "
+                "or remove one of them."
             )
         found[path.stem] = path
     return found

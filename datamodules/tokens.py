@@ -146,9 +146,6 @@ class LengthBucketSampler(ShuffleSampler):
             return len(self.lengths)
         return sum(len(batch) for batch in self._shard(self._batches(self._rng())))
 
-    def _rng(self) -> np.random.Generator:
-        return np.random.default_rng((self.seed, self.epoch))
-
     def _order(self, rng: np.random.Generator) -> list[int]:
         batches = self._batches(rng)
         if self.num_replicas > 1:

@@ -1,8 +1,10 @@
-"""What the crash test adds to `zoo fit`: a callback that stops at a step until it is killed."""
+"""Crash tests' tools: callbacks that stop `zoo fit` at a step, and the kill that ends it."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -36,3 +38,14 @@ class FailAt(Callback):
     ) -> None:
         if trainer.global_step == self.step:
             raise RuntimeError(f"crash test: stopped before step {self.step}")
+
+
+def kill_when_stalled(process: subprocess.Popen, marker: Path, timeout: float = 300) -> None:
+    """Wait until `process` writes `marker` (it stalls there), then SIGKILL it: it must die."""
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"no {marker} after {timeout} s"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL

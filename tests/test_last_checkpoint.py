@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from crash import kill_when_stalled
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -140,13 +139,7 @@ def test_a_kill_during_the_write_leaves_the_previous_checkpoint(tmp_path: Path, 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     args = [sys.executable, "-c", _WRITER, str(path), str(marker), when]
     writer = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not marker.exists():
-        assert writer.poll() is None, writer.communicate()[1]
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    writer.send_signal(signal.SIGKILL)
-    assert writer.wait(timeout=30) == -signal.SIGKILL
+    kill_when_stalled(writer, marker, timeout=120)
 
     assert (tmp_path / ".last.ckpt.partial").stat().st_size > 0  # killed while writing it
     kept = torch.load(path, weights_only=True)

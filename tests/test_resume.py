@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from crash import kill_when_stalled
 
 from tasks.cli import cli
 
@@ -94,6 +93,12 @@ def _steps(values: dict[tuple[int, str], float]) -> list[int]:
     return sorted(step for step, name in values if name == "train/loss_step")
 
 
+def _uninterrupted(tmp_path: Path, app: str) -> int:
+    """The reference run, logged to runs/full; its training steps per epoch."""
+    cli(["fit", "-c", str(_config(tmp_path, app, "full")), *APPS[app]])
+    return len(_steps(_logged(tmp_path / "runs/full/version_0"))) // EPOCHS
+
+
 def _resume(tmp_path: Path, app: str, lightning_info: pytest.LogCaptureFixture) -> str:
     """`zoo fit --ckpt_path last`, in-process; what it logged and warned."""
     lightning_info.clear()
@@ -142,8 +147,7 @@ def _check_resumed(tmp_path: Path, stopped_at: int, output: str) -> None:
 def test_sigkill_mid_epoch_then_resume_from_last(
     tmp_path: Path, app: str, lightning_info: pytest.LogCaptureFixture
 ) -> None:
-    cli(["fit", "-c", str(_config(tmp_path, app, "full")), *APPS[app]])
-    per_epoch = len(_steps(_logged(tmp_path / "runs/full/version_0"))) // EPOCHS
+    per_epoch = _uninterrupted(tmp_path, app)
     stall_at = per_epoch + EVERY  # mid-epoch 1, after a mid-epoch save
     marker = tmp_path / "stalled"
     stall = {"class_path": "crash.StallAt", "init_args": {"step": stall_at}}
@@ -164,13 +168,7 @@ def test_sigkill_mid_epoch_then_resume_from_last(
     run = subprocess.Popen(
         [*command, *APPS[app]], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
     )
-    deadline = time.monotonic() + 300
-    while not marker.exists():  # the run waits before step `stall_at` until it is killed
-        assert run.poll() is None, run.communicate()[1][-3000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    run.send_signal(signal.SIGKILL)
-    assert run.wait(timeout=30) == -signal.SIGKILL
+    kill_when_stalled(run, marker)  # the run waits before step `stall_at` until it is killed
 
     _check_resumed(tmp_path, stall_at, _resume(tmp_path, app, lightning_info))
 
@@ -185,8 +183,7 @@ def test_crash_then_resume_from_last(
 ) -> None:
     """Mid-epoch: the loader's state; at an epoch end Lightning does not hand it back, and the
     order and the random draws come from the epoch and `LastCheckpoint` alone."""
-    cli(["fit", "-c", str(_config(tmp_path, app, "full")), *APPS[app]])
-    per_epoch = len(_steps(_logged(tmp_path / "runs/full/version_0"))) // EPOCHS
+    per_epoch = _uninterrupted(tmp_path, app)
     fail_at = per_epoch + (EVERY if where == "mid-epoch" else 0)
     fail = {"class_path": "crash.FailAt", "init_args": {"step": fail_at}}
     with pytest.raises(RuntimeError, match="crash test"):

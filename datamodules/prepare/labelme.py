@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageOps
 from rich.progress import track
 
 from datamodules.masks import IGNORE_INDEX, voc_colormap
+from datamodules.segmentation_folders import by_stem
 
 IGNORE_LABEL = "__ignore__"
 BACKGROUND = "_background_"
@@ -220,14 +221,7 @@ def convert_labelme(
     json_files = sorted(src.rglob("*.json"))
     if not json_files:
         raise FileNotFoundError(f"{src}: no *.json files (searched recursively). Annotate first.")
-    by_stem: dict[str, Path] = {}
-    for path in json_files:
-        if path.stem in by_stem:
-            raise ValueError(
-                f"{by_stem[path.stem]} and {path} share the name {path.stem!r}; VOC needs unique "
-                "file stems, so rename one of them."
-            )
-        by_stem[path.stem] = path
+    by_stem(json_files, "VOC needs unique file stems")
 
     # Next to dst: the final move is a rename on one file system. mkdir, not tempfile.mkdtemp,
     # so dst gets the usual permissions instead of mkdtemp's owner-only 0o700.
